@@ -1,0 +1,375 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""ModelSpec: what a model file knows about itself (classes, palette, input and output contract).
+
+An exported ONNX model carries its spec as JSON in the metadata key ``seg_perception.spec``; an
+engine or a foreign ONNX takes the same fields from a sidecar ``<model>.yaml``. Class tables live in
+``config/classes/*.yaml``. Every validation error names the file and the field at fault.
+"""
+
+from dataclasses import asdict, dataclass, field
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from seg_perception.core.errors import SpecError
+
+METADATA_KEY = 'seg_perception.spec'
+IGNORE_INDEX = 255
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CHANNEL_ORDERS = ('rgb', 'bgr')
+INPUT_DTYPES = ('uint8', 'float32')
+INPUT_LAYOUTS = ('nchw', 'nhwc')
+OUTPUT_KINDS = ('logits', 'labels')
+RESIZE_MODES = ('resize', 'letterbox')
+CLASSES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'config', 'classes')
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of a label map: its id (label value), name and RGB display color."""
+
+    id: int
+    name: str
+    color: Tuple[int, int, int]
+
+
+@dataclass
+class ModelSpec:
+    """The contract between a model file and the rest of the pipeline.
+
+    ``mean``/``std`` apply to pixels scaled to [0, 1] by dtype (uint8 / 255, uint16 / 65535).
+    ``input_dtype='uint8'`` means the normalization is fused into the graph and the model takes
+    raw pixels; ``output_kind='labels'`` means argmax is fused and the model returns class ids.
+    """
+
+    classes: List[ClassInfo]
+    input_height: int
+    input_width: int
+    architecture: str = 'unknown'
+    dataset: str = ''
+    ignore_index: int = IGNORE_INDEX
+    drivable_classes: List[str] = field(default_factory=list)
+    channel_order: str = 'rgb'
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    input_dtype: str = 'float32'
+    input_layout: str = 'nchw'
+    output_kind: str = 'logits'
+    resize_mode: str = 'resize'
+    source: str = '<memory>'
+
+    def __post_init__(self) -> None:
+        """Validate every field; errors name ``source`` and the field."""
+        self.validate()
+
+    # -- derived views -----------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """Return the number of channels of the logits (max class id + 1)."""
+        return max(c.id for c in self.classes) + 1
+
+    @property
+    def class_names(self) -> List[str]:
+        """Return the class names ordered by id."""
+        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
+
+    def palette(self) -> np.ndarray:
+        """Return a 256x3 uint8 RGB look-up table; ids without a class (255 included) are black."""
+        lut = np.zeros((256, 3), np.uint8)
+        for c in self.classes:
+            lut[c.id] = c.color
+        return lut
+
+    def class_ids(self, names: Sequence[str]) -> List[int]:
+        """Map class names (case-insensitive) to ids; unknown names raise SpecError."""
+        by_name = {c.name.lower(): c.id for c in self.classes}
+        unknown = [n for n in names if n.lower() not in by_name]
+        if unknown:
+            raise SpecError(f'{self.source}: unknown class name(s) {unknown}; '
+                            f'the model has {self.class_names}')
+        return [by_name[n.lower()] for n in names]
+
+    @property
+    def drivable_ids(self) -> List[int]:
+        """Return the ids of the drivable classes."""
+        return self.class_ids(self.drivable_classes)
+
+    def summary(self) -> str:
+        """Return a one-line description for logs and diagnostics."""
+        return (f'{self.architecture} {self.dataset or ""} {self.num_classes} classes, '
+                f'input {self.input_height}x{self.input_width} {self.input_dtype} '
+                f'{self.input_layout} {self.channel_order}, output {self.output_kind}, '
+                f'drivable {self.drivable_classes}').replace('  ', ' ')
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise SpecError naming the source and field of the first inconsistency."""
+        def fail(field_name: str, problem: str) -> None:
+            raise SpecError(f'{self.source}: field {field_name!r} {problem}')
+
+        if not self.classes:
+            fail('classes', 'is empty')
+        ids = [c.id for c in self.classes]
+        if len(set(ids)) != len(ids):
+            fail('classes', f'has duplicate ids {sorted({i for i in ids if ids.count(i) > 1})}')
+        names = [c.name.lower() for c in self.classes]
+        if len(set(names)) != len(names):
+            fail('classes', 'has duplicate names')
+        for c in self.classes:
+            if not 0 <= c.id < 255:
+                fail('classes', f'id {c.id} of {c.name!r} is outside 0..254')
+            if len(c.color) != 3 or any(not 0 <= v <= 255 for v in c.color):
+                fail('classes', f'color {list(c.color)} of {c.name!r} is not 3 values in 0..255')
+        if not 0 <= self.ignore_index <= 255 or self.ignore_index in ids:
+            fail('ignore_index', f'{self.ignore_index} must be in 0..255 and not a class id')
+        for name, value in (('input_height', self.input_height),
+                            ('input_width', self.input_width)):
+            if not isinstance(value, int) or value <= 0:
+                fail(name, f'must be a positive integer, got {value!r}')
+        for name, value, choices in (('channel_order', self.channel_order, CHANNEL_ORDERS),
+                                     ('input_dtype', self.input_dtype, INPUT_DTYPES),
+                                     ('input_layout', self.input_layout, INPUT_LAYOUTS),
+                                     ('output_kind', self.output_kind, OUTPUT_KINDS),
+                                     ('resize_mode', self.resize_mode, RESIZE_MODES)):
+            if value not in choices:
+                fail(name, f'is {value!r}; choose one of {list(choices)}')
+        for name, value in (('mean', self.mean), ('std', self.std)):
+            if len(value) != 3:
+                fail(name, f'must have 3 values, got {list(value)}')
+        if any(s <= 0 for s in self.std):
+            fail('std', f'must be positive, got {list(self.std)}')
+        known = {c.name.lower() for c in self.classes}
+        unknown = [n for n in self.drivable_classes if n.lower() not in known]
+        if unknown:
+            fail('drivable_classes', f'names {unknown} are not classes of the model')
+
+    # -- (de)serialization -------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a JSON/YAML-friendly dict (the inverse of from_dict)."""
+        data = asdict(self)
+        data.pop('source')
+        data['classes'] = [{'id': c.id, 'name': c.name, 'color': list(c.color)}
+                           for c in self.classes]
+        data['mean'] = list(self.mean)
+        data['std'] = list(self.std)
+        return data
+
+    def to_json(self) -> str:
+        """Return the compact JSON stored in ONNX metadata."""
+        return json.dumps(self.to_dict(), separators=(',', ':'))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = '<memory>') -> 'ModelSpec':
+        """Build a spec from a dict; ``classes`` may be a list or a path to a class table."""
+        if not isinstance(data, Mapping):
+            raise SpecError(f'{source}: expected a mapping of spec fields, got '
+                            f'{type(data).__name__}')
+        data = dict(data)
+        allowed = {f for f in cls.__dataclass_fields__ if f != 'source'}
+        unknown = sorted(set(data) - allowed - {'classes_file'})
+        if unknown:
+            raise SpecError(f'{source}: unknown field(s) {unknown}; known fields {sorted(allowed)}')
+        table: Optional[ClassTable] = None
+        if 'classes_file' in data:
+            path = data.pop('classes_file')
+            if not os.path.isabs(path) and source not in ('<memory>',):
+                path = os.path.join(os.path.dirname(source), path)
+            table = load_class_table(path)
+        elif isinstance(data.get('classes'), str):
+            table = load_class_table(data['classes'])
+        if table is not None:
+            data['classes'] = table.classes
+            data.setdefault('drivable_classes', table.drivable)
+            data.setdefault('dataset', table.name)
+            data.setdefault('ignore_index', table.ignore_index)
+        for required in ('classes', 'input_height', 'input_width'):
+            if required not in data:
+                raise SpecError(f'{source}: field {required!r} is missing')
+        data['classes'] = parse_classes(data['classes'], source)
+        for key in ('mean', 'std'):
+            if key in data:
+                try:
+                    data[key] = tuple(float(v) for v in data[key])
+                except (TypeError, ValueError):
+                    raise SpecError(f'{source}: field {key!r} must be a list of 3 numbers, '
+                                    f'got {data[key]!r}') from None
+        if isinstance(data.get('drivable_classes'), str):
+            data['drivable_classes'] = [data['drivable_classes']]
+        try:
+            return cls(source=source, **data)
+        except TypeError as error:
+            raise SpecError(f'{source}: {error}') from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> 'ModelSpec':
+        """Parse the JSON stored in ONNX metadata."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpecError(f'{source}: metadata {METADATA_KEY!r} is not valid JSON '
+                            f'({error})') from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> 'ModelSpec':
+        """Load a sidecar spec YAML file."""
+        return cls.from_dict(_read_yaml(path), path)
+
+    def save_yaml(self, path: str) -> None:
+        """Write the spec as a sidecar YAML file."""
+        with open(path, 'w', encoding='utf-8') as stream:
+            yaml.safe_dump(self.to_dict(), stream, sort_keys=False)
+
+
+@dataclass
+class ClassTable:
+    """A dataset's class table as stored in ``config/classes/*.yaml``."""
+
+    name: str
+    classes: List[ClassInfo]
+    drivable: List[str]
+    ignore_index: int = IGNORE_INDEX
+    source_ignore_ids: List[int] = field(default_factory=list)
+    source: str = '<memory>'
+
+    @property
+    def num_classes(self) -> int:
+        """Return max class id + 1."""
+        return max(c.id for c in self.classes) + 1
+
+    @property
+    def class_names(self) -> List[str]:
+        """Return the class names ordered by id."""
+        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
+
+    def label_lut(self) -> np.ndarray:
+        """Return a 256-entry uint8 LUT mapping dataset label values to training ids.
+
+        Class ids map to themselves, ``source_ignore_ids`` and unknown values to the ignore index.
+        """
+        lut = np.full(256, self.ignore_index, np.uint8)
+        for c in self.classes:
+            lut[c.id] = c.id
+        return lut
+
+
+def parse_classes(raw: Any, source: str) -> List[ClassInfo]:
+    """Parse a list of {id, name, color} mappings into ClassInfo, naming the entry at fault."""
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise SpecError(f'{source}: field \'classes\' must be a non-empty list')
+    parsed = []
+    for index, entry in enumerate(raw):
+        if isinstance(entry, ClassInfo):
+            parsed.append(entry)
+            continue
+        if not isinstance(entry, Mapping) or not {'id', 'name', 'color'} <= set(entry):
+            raise SpecError(f'{source}: classes[{index}] must have id, name and color, '
+                            f'got {entry!r}')
+        color = entry['color']
+        try:
+            color = tuple(int(v) for v in color)
+            class_id = int(entry['id'])
+        except (TypeError, ValueError):
+            raise SpecError(f'{source}: classes[{index}] has a non-integer id or color '
+                            f'({entry!r})') from None
+        if len(color) != 3 or any(not 0 <= v <= 255 for v in color):
+            raise SpecError(f'{source}: classes[{index}] ({entry["name"]}) color {list(color)} '
+                            'must be 3 values in 0..255')
+        parsed.append(ClassInfo(class_id, str(entry['name']), color))
+    return parsed
+
+
+def resolve_class_table_path(name_or_path: str) -> str:
+    """Return the path of a class table given a path or a bundled name such as 'camvid'."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    bundled = os.path.join(CLASSES_DIR, f'{name_or_path}.yaml')
+    if os.path.exists(bundled):
+        return bundled
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = get_package_share_directory('seg_perception')
+        installed = os.path.join(share, 'config', 'classes', f'{name_or_path}.yaml')
+        if os.path.exists(installed):
+            return installed
+    except Exception:  # noqa: BLE001 - ament index absent or package not installed
+        pass
+    raise SpecError(f'{name_or_path}: class table not found (give a path or one of '
+                    f'{available_class_tables()})')
+
+
+def available_class_tables() -> List[str]:
+    """Return the names of the bundled class tables."""
+    if not os.path.isdir(CLASSES_DIR):
+        return []
+    return sorted(f[:-5] for f in os.listdir(CLASSES_DIR) if f.endswith('.yaml'))
+
+
+def load_class_table(name_or_path: str) -> ClassTable:
+    """Load and validate a class table (duplicate ids/names/colors, colors out of 0..255)."""
+    path = resolve_class_table_path(name_or_path)
+    data = _read_yaml(path)
+    if not isinstance(data, Mapping):
+        raise SpecError(f'{path}: expected a mapping with name, classes and drivable')
+    classes = parse_classes(data.get('classes'), path)
+    ids = [c.id for c in classes]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise SpecError(f'{path}: field \'classes\' has duplicate ids {duplicates}')
+    colors = [c.color for c in classes]
+    if len(set(colors)) != len(colors):
+        raise SpecError(f'{path}: field \'classes\' has duplicate colors')
+    table = ClassTable(name=str(data.get('name', os.path.splitext(os.path.basename(path))[0])),
+                       classes=classes, drivable=list(data.get('drivable', [])),
+                       ignore_index=int(data.get('ignore_index', IGNORE_INDEX)),
+                       source_ignore_ids=[int(i) for i in data.get('source_ignore_ids', [])],
+                       source=path)
+    # validate names, ignore index and drivable classes through a throw-away spec
+    ModelSpec(classes=classes, input_height=1, input_width=1, ignore_index=table.ignore_index,
+              drivable_classes=table.drivable, source=path)
+    return table
+
+
+def spec_sidecar_path(model_path: str) -> str:
+    """Return the sidecar YAML path of a model file (``model.onnx`` -> ``model.yaml``)."""
+    return os.path.splitext(model_path)[0] + '.yaml'
+
+
+def load_spec(model_path: str, metadata: Optional[Mapping[str, str]] = None) -> ModelSpec:
+    """Return the spec of a model: the sidecar YAML if present, else the embedded metadata."""
+    sidecar = spec_sidecar_path(model_path)
+    if os.path.exists(sidecar):
+        return ModelSpec.from_yaml(sidecar)
+    if metadata and METADATA_KEY in metadata:
+        return ModelSpec.from_json(metadata[METADATA_KEY], model_path)
+    raise SpecError(f'{model_path}: no model spec: the file has no {METADATA_KEY!r} metadata '
+                    f'and there is no sidecar {sidecar} (export with `seg-perception export` '
+                    'or write the sidecar)')
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding='utf-8') as stream:
+            return yaml.safe_load(stream)
+    except FileNotFoundError:
+        raise SpecError(f'{path}: file not found') from None
+    except yaml.YAMLError as error:
+        raise SpecError(f'{path}: invalid YAML ({error})'.replace('\n', ' ')) from None

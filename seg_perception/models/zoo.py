@@ -1,0 +1,180 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Torch model zoo (the ``export`` extra): DeepLabV3/V3+, PSPNet, U-Net, FCN and LRASPP.
+
+Networks come from torchvision and segmentation-models-pytorch; nothing here downloads weights
+(``weights=None``, ``encoder_weights=None``). Every model returns logits ``N x C x H x W`` at the
+input size. Input sizes an architecture cannot take are rejected up front with the nearest valid
+size in the message (no silent padding: the exported graph has exactly the size asked for).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+from seg_perception.core.errors import ModelLoadError, SegPerceptionError
+
+
+class ZooError(SegPerceptionError):
+    """An unknown architecture/backbone, an invalid input size or a mismatching checkpoint."""
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What the zoo knows about one architecture."""
+
+    library: str
+    backbones: Tuple[str, ...]
+    default_backbone: str
+    # input height and width must be multiples of this (1 = any size)
+    size_multiple: Dict[str, int]
+
+
+ARCHITECTURES: Dict[str, ArchInfo] = {
+    'deeplabv3': ArchInfo('torchvision', ('mobilenet_v3_large', 'resnet50'), 'mobilenet_v3_large',
+                          {'mobilenet_v3_large': 1, 'resnet50': 1}),
+    'deeplabv3plus': ArchInfo('smp', ('mobilenet_v2', 'resnet18', 'resnet50'), 'mobilenet_v2',
+                              {'mobilenet_v2': 16, 'resnet18': 16, 'resnet50': 16}),
+    'pspnet': ArchInfo('smp', ('resnet18', 'resnet50', 'mobilenet_v2'), 'resnet18',
+                       {'resnet18': 8, 'resnet50': 8, 'mobilenet_v2': 8}),
+    'unet': ArchInfo('smp', ('resnet18', 'resnet34', 'mobilenet_v2'), 'resnet18',
+                     {'resnet18': 32, 'resnet34': 32, 'mobilenet_v2': 32}),
+    'fcn': ArchInfo('torchvision', ('resnet50', 'resnet101'), 'resnet50',
+                    {'resnet50': 1, 'resnet101': 1}),
+    'lraspp': ArchInfo('torchvision', ('mobilenet_v3_large',), 'mobilenet_v3_large',
+                       {'mobilenet_v3_large': 1}),
+}
+
+
+def resolve_backbone(arch: str, backbone: Optional[str] = None) -> Tuple[str, str]:
+    """Validate arch/backbone names; return them with the default backbone filled in."""
+    if arch not in ARCHITECTURES:
+        raise ZooError(f'unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}')
+    info = ARCHITECTURES[arch]
+    backbone = backbone or info.default_backbone
+    if backbone not in info.backbones:
+        raise ZooError(f'unknown backbone {backbone!r} for {arch}; choose one of '
+                       f'{list(info.backbones)}')
+    return arch, backbone
+
+
+def check_input_size(arch: str, backbone: Optional[str], height: int, width: int) -> None:
+    """Reject sizes the architecture cannot take, naming the nearest valid size."""
+    arch, backbone = resolve_backbone(arch, backbone)
+    multiple = ARCHITECTURES[arch].size_multiple[backbone]
+    if height <= 0 or width <= 0:
+        raise ZooError(f'input size {height}x{width} must be positive')
+    if height % multiple or width % multiple:
+        def nearest(value: int) -> int:
+            return max(multiple, int(round(value / multiple)) * multiple)
+        raise ZooError(f'{arch}/{backbone} needs height and width that are multiples of '
+                       f'{multiple}; {height}x{width} is not, the nearest valid size is '
+                       f'{nearest(height)}x{nearest(width)}')
+
+
+def _torchvision_builder(arch: str, backbone: str) -> Callable:
+    from torchvision.models import segmentation as tvs
+    name = {'deeplabv3': f'deeplabv3_{backbone}', 'fcn': f'fcn_{backbone}',
+            'lraspp': f'lraspp_{backbone}'}[arch]
+    return getattr(tvs, name)
+
+
+def create_model(arch: str, backbone: Optional[str] = None, num_classes: int = 11,
+                 weights: Optional[str] = None):
+    """Return a torch ``nn.Module`` mapping N x 3 x H x W normalized float input to logits.
+
+    ``weights`` is an optional checkpoint path (a state dict, or a dict holding one under
+    ``model``/``state_dict``) loaded with ``weights_only=True``.
+    """
+    arch, backbone = resolve_backbone(arch, backbone)
+    if num_classes < 1:
+        raise ZooError(f'num_classes must be positive, got {num_classes}')
+    info = ARCHITECTURES[arch]
+    if info.library == 'torchvision':
+        builder = _torchvision_builder(arch, backbone)
+        kwargs = {'weights': None, 'weights_backbone': None, 'num_classes': num_classes}
+        if arch != 'lraspp':
+            kwargs['aux_loss'] = False
+        model = _DictOutput(builder(**kwargs))
+    else:
+        import segmentation_models_pytorch as smp
+        cls = {'deeplabv3plus': smp.DeepLabV3Plus, 'pspnet': smp.PSPNet,
+               'unet': smp.Unet}[arch]
+        model = cls(encoder_name=backbone, encoder_weights=None, classes=num_classes)
+    if weights:
+        load_checkpoint(model, weights)
+    model.arch = arch
+    model.backbone = backbone
+    model.num_classes = num_classes
+    return model
+
+
+def _DictOutput(inner):  # noqa: N802 - behaves like a class constructor
+    """Wrap a torchvision segmentation model (dict output) so it returns plain logits."""
+    import torch
+
+    class DictOutput(torch.nn.Module):
+        def __init__(self, wrapped: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = wrapped
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x)['out']
+
+    return DictOutput(inner)
+
+
+def load_checkpoint(model, path: str) -> None:
+    """Load weights into model; a mismatch reports the differing keys/shapes in one line."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise ModelLoadError(f'{path}: checkpoint not found') from None
+    except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
+        raise ModelLoadError(f'{path}: not a readable torch checkpoint '
+                             f'({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+                             ) from None
+    state = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ('model', 'state_dict'):
+            if key in checkpoint and isinstance(checkpoint[key], dict):
+                state = checkpoint[key]
+                break
+    if not isinstance(state, dict):
+        raise ModelLoadError(f'{path}: expected a state dict, got {type(state).__name__}')
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape_mismatch = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in own.items()
+                      if k in state and tuple(state[k].shape) != tuple(v.shape)]
+
+    def show(keys: list) -> str:
+        return ', '.join(keys[:3]) + (f' (+{len(keys) - 3} more)' if len(keys) > 3 else '')
+
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing keys: {show(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected keys: {show(unexpected)}')
+    if shape_mismatch:
+        problems.append(f'{len(shape_mismatch)} shape mismatches: {show(shape_mismatch)}')
+    if problems:
+        arch = getattr(model, 'arch', type(model).__name__)
+        raise ModelLoadError(f'{path}: checkpoint does not fit {arch}/'
+                             f'{getattr(model, "backbone", "?")} with '
+                             f'{getattr(model, "num_classes", "?")} classes: '
+                             + '; '.join(problems))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

@@ -1,0 +1,78 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The ``seg-perception`` command line: one module per subcommand, imported lazily.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` and imports its
+heavy dependencies (torch, rclpy, matplotlib) inside ``run`` so ``--help`` stays fast. Exit codes:
+0 success, 1 failure (one line naming the file/topic at fault), 2 bad usage.
+"""
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from seg_perception.core.errors import SegPerceptionError
+
+COMMANDS = {
+    'export': 'export a model of the zoo to self-describing ONNX (fp32 or INT8 QDQ)',
+    'build-engine': 'build a TensorRT engine from an exported ONNX model',
+    'infer': 'run a model over a bag or an image folder and write labels/masks/overlays',
+    'evaluate': 'score a model (or recorded predictions) against ground truth; write a report',
+    'make-bag': 'build an evaluation bag from image (and label) folders',
+    'replay': 'publish a bag\'s image topics with rclpy at original timing',
+    'bench': 'benchmark the core, the backends and the node',
+    'demo': 'segment bundled CamVid frames and write overlays',
+    'train': 'train a zoo model on CamVid-style data',
+}
+
+
+def module_name(command: str) -> str:
+    """Return the module implementing a subcommand."""
+    return 'seg_perception.tools.' + command.replace('-', '_')
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """Build the parser; only the named subcommand's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog='seg-perception', description='Semantic segmentation tools for driving.')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name(name)).add_arguments(child)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse arguments, run the subcommand and map typed errors to exit code 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith('-')), None)
+    if command not in COMMANDS:
+        command = None
+    args = build_parser(command).parse_args(argv)
+    try:
+        return int(importlib.import_module(module_name(args.command)).run(args) or 0)
+    except SegPerceptionError as error:
+        print(f'seg-perception {args.command}: error: {error}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f'seg-perception {args.command}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
