@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            'ONNX Runtime fp32 vs int8')
     mode.add_argument('--node', action='store_true',
                       help='camera stamp -> ~/labels latency through the node over DDS')
+    parser.add_argument('--repeats', type=int, default=50, help='timed runs (median reported)')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
+    parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
     for name in ('bench_core', 'bench_models', 'bench_node'):
         try:
             module = importlib.import_module(f'seg_perception.tools.{name}')
