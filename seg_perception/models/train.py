@@ -1,0 +1,281 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Training loop for zoo models on CamVid-style data (CPU or CUDA), resumable every epoch.
+
+Checkpoints: ``last.pt`` (model, optimizer, epoch, history, RNG; what ``--resume`` continues) and
+``best.pt`` (fp16 state dict of the best validation mIoU, small enough to commit). Logs:
+``history.csv``, ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
+full image resized to the model input, prediction resized back (NEAREST) and scored against the
+full-size labels with the core metrics.
+"""
+
+from dataclasses import asdict, dataclass, field
+import csv
+import json
+import math
+import os
+import time
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seg_perception.core.metrics import ConfusionMatrix
+from seg_perception.core.spec import IMAGENET_MEAN, IMAGENET_STD, load_class_table
+from seg_perception.models.data import (AugmentConfig, augment, class_weights, load_split,
+                                        Sample)
+from seg_perception.models.zoo import check_input_size, create_model, resolve_backbone
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in every checkpoint)."""
+
+    arch: str = 'lraspp'
+    backbone: Optional[str] = None
+    data: str = ''
+    out: str = 'runs/train'
+    classes: str = 'camvid'
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    poly_power: float = 0.9
+    class_weight_power: float = 0.5
+    ohem_fraction: float = 0.0
+    height: int = 360
+    width: int = 480
+    val_every: int = 1
+    num_threads: int = 0
+    seed: int = 0
+    max_train_items: Optional[int] = None
+    max_val_items: Optional[int] = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def poly_lr(config: TrainConfig, progress: float) -> float:
+    """Linear warm-up then polynomial decay; ``progress`` is in epochs (fractional)."""
+    if progress < config.warmup_epochs:
+        return config.lr * max(progress / config.warmup_epochs, 0.05)
+    remaining = 1 - (progress - config.warmup_epochs) / max(config.epochs - config.warmup_epochs,
+                                                            1e-6)
+    return config.lr * max(remaining, 0.0) ** config.poly_power
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Convert N x H x W x 3 uint8 RGB to normalized float N x 3 x H x W (spec mean/std)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    batch = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255)
+    return (batch - mean) / std
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                      ohem_fraction: float) -> torch.Tensor:
+    """Class-weighted cross-entropy; with ``ohem_fraction`` > 0 only the hardest pixels count."""
+    if ohem_fraction <= 0:
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=255)
+    losses = F.cross_entropy(logits, target, weight=weight, ignore_index=255,
+                             reduction='none').flatten()
+    valid = losses[target.flatten() != 255]
+    if valid.numel() == 0:
+        return losses.sum() * 0
+    keep = max(1, int(valid.numel() * ohem_fraction))
+    return torch.topk(valid, keep).values.mean()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, samples: List[Sample], num_classes: int, height: int,
+             width: int, device: torch.device) -> ConfusionMatrix:
+    """Score full images at the deployed input size; return the confusion matrix."""
+    model.eval()
+    matrix = ConfusionMatrix(num_classes)
+    for sample in samples:
+        resized = cv2.resize(sample.image, (width, height), interpolation=cv2.INTER_LINEAR)
+        logits = model(to_tensor(resized[None], device))
+        pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        full = cv2.resize(pred, (sample.labels.shape[1], sample.labels.shape[0]),
+                          interpolation=cv2.INTER_NEAREST)
+        matrix.update(sample.labels, full)
+    return matrix
+
+
+class Trainer:
+    """Own the model, optimizer, data and logs of one run; ``fit()`` trains to the end."""
+
+    def __init__(self, config: TrainConfig, resume: Optional[str] = None,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        config.arch, config.backbone = resolve_backbone(config.arch, config.backbone)
+        check_input_size(config.arch, config.backbone, config.height, config.width)
+        check_input_size(config.arch, config.backbone, config.augment.crop_height,
+                         config.augment.crop_width)
+        if config.num_threads > 0:
+            torch.set_num_threads(config.num_threads)
+        self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        self.table = load_class_table(config.classes)
+        self.num_classes = self.table.num_classes
+        self.train_set = load_split(config.data, 'train', self.table, config.max_train_items)
+        self.val_set = load_split(config.data, 'val', self.table, config.max_val_items)
+        weights = class_weights(self.train_set, self.num_classes,
+                                power=config.class_weight_power)
+        self.class_weight = torch.tensor(weights, device=self.device)
+        torch.manual_seed(config.seed)
+        self.model = create_model(config.arch, config.backbone, self.num_classes).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.rng = np.random.default_rng(config.seed)
+        self.epoch = 0
+        self.best_miou = -1.0
+        self.history: List[Dict[str, float]] = []
+        os.makedirs(config.out, exist_ok=True)
+        if resume:
+            self.load(resume)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def load(self, path: str) -> None:
+        """Continue a run from ``last.pt`` (model, optimizer, epoch, history, RNG)."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.epoch = state['epoch']
+        self.best_miou = state['best_miou']
+        self.history = state['history']
+        self.rng.bit_generator.state = state['rng']
+        torch.set_rng_state(state['torch_rng'])
+
+    def save(self, best: bool) -> None:
+        """Write last.pt every epoch (atomically) and best.pt (fp16) on a new best."""
+        state = {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                 'epoch': self.epoch, 'best_miou': self.best_miou, 'history': self.history,
+                 'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
+                 'config': asdict(self.config)}
+        atomic_torch_save(state, os.path.join(self.config.out, 'last.pt'))
+        if best:
+            half = {k: (v.half() if v.is_floating_point() else v)
+                    for k, v in self.model.state_dict().items()}
+            atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
+                               'arch': self.config.arch, 'backbone': self.config.backbone,
+                               'num_classes': self.num_classes, 'classes': self.config.classes,
+                               'height': self.config.height, 'width': self.config.width},
+                              os.path.join(self.config.out, 'best.pt'))
+
+    # -- loop ----------------------------------------------------------------------------------
+    def train_epoch(self) -> float:
+        """Run one epoch over shuffled augmented crops; return the mean loss."""
+        from tqdm import tqdm
+
+        config = self.config
+        self.model.train()
+        order = self.rng.permutation(len(self.train_set))
+        steps = len(order) // config.batch_size
+        losses = []
+        bar = tqdm(range(steps), desc=f'epoch {self.epoch + 1}/{config.epochs}',
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for step in bar:
+            lr = poly_lr(config, self.epoch + step / steps)
+            for group in self.optimizer.param_groups:
+                group['lr'] = lr
+            batch = [augment(self.train_set[i], config.augment, self.rng)
+                     for i in order[step * config.batch_size:(step + 1) * config.batch_size]]
+            images = to_tensor(np.stack([b[0] for b in batch]), self.device)
+            target = torch.from_numpy(np.stack([b[1] for b in batch])).long().to(self.device)
+            loss = segmentation_loss(self.model(images), target, self.class_weight,
+                                     config.ohem_fraction)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}', lr=f'{lr:.2e}')
+        return float(np.mean(losses)) if losses else math.nan
+
+    def fit(self) -> Dict[str, float]:
+        """Train until ``config.epochs``; validate, log and checkpoint every epoch."""
+        config = self.config
+        while self.epoch < config.epochs:
+            started = time.time()
+            loss = self.train_epoch()
+            self.epoch += 1
+            row = {'epoch': self.epoch, 'loss': loss, 'lr': poly_lr(config, self.epoch),
+                   'seconds': time.time() - started}
+            best = False
+            if self.epoch % config.val_every == 0 or self.epoch == config.epochs:
+                matrix = evaluate(self.model, self.val_set, self.num_classes, config.height,
+                                  config.width, self.device)
+                iou = matrix.iou()
+                row.update({'val_miou': float(matrix.miou()) * 100,
+                            'val_pixel_acc': float(matrix.pixel_accuracy()) * 100})
+                row.update({f'iou_{name}': float(v) * 100
+                            for name, v in zip(self.table.class_names, iou)})
+                best = row['val_miou'] > self.best_miou
+                self.best_miou = max(self.best_miou, row['val_miou'])
+            self.history.append(row)
+            self.save(best)
+            self.write_logs()
+            if self.progress:
+                shown = f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})' \
+                    if 'val_miou' in row else ''
+                print(f'epoch {self.epoch}/{config.epochs} loss {loss:.3f} {shown} '
+                      f'{row["seconds"]:.0f}s', flush=True)
+        return self.history[-1] if self.history else {}
+
+    def write_logs(self) -> None:
+        """Write history.csv/json and the training curves PNG."""
+        out = self.config.out
+        keys = sorted({k for row in self.history for k in row},
+                      key=lambda k: (k != 'epoch', k))
+        with open(os.path.join(out, 'history.csv'), 'w', newline='') as stream:
+            writer = csv.DictWriter(stream, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+        with open(os.path.join(out, 'history.json'), 'w') as stream:
+            json.dump({'config': asdict(self.config), 'history': self.history}, stream,
+                      indent=1)
+        plot_curves(self.history, os.path.join(out, 'curves.png'))
+
+
+def plot_curves(history: List[Dict[str, float]], path: str) -> None:
+    """Plot training loss and validation mIoU per epoch."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    epochs = [row['epoch'] for row in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [row['loss'] for row in history])
+    left.set_xlabel('epoch')
+    left.set_ylabel('training loss')
+    val = [(row['epoch'], row['val_miou'], row.get('iou_Road', math.nan))
+           for row in history if 'val_miou' in row]
+    if val:
+        right.plot([v[0] for v in val], [v[1] for v in val], label='val mIoU')
+        right.plot([v[0] for v in val], [v[2] for v in val], label='val road IoU')
+        right.legend()
+    right.set_xlabel('epoch')
+    right.set_ylabel('%')
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def atomic_torch_save(obj: object, path: str) -> None:
+    """Save with torch.save to a temp file, then rename (a crash never leaves half a file)."""
+    tmp = path + '.tmp'
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,80 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception train``: train a zoo model on CamVid-style data, resumable every epoch."""
+
+import argparse
+import os
+
+from seg_perception.core.errors import DataError
+from seg_perception.models.zoo import ARCHITECTURES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the training options."""
+    parser.add_argument('--arch', default='lraspp', choices=sorted(ARCHITECTURES))
+    parser.add_argument('--backbone', help='backbone/encoder (default: the arch default)')
+    parser.add_argument('--data', required=True,
+                        help='folder with train/ trainannot/ val/ valannot/ (SegNet CamVid layout)')
+    parser.add_argument('--out', required=True, help='run folder (checkpoints, logs, curves)')
+    parser.add_argument('--classes', default='camvid', help='class table name or YAML path')
+    parser.add_argument('--epochs', type=int, default=200)
+    parser.add_argument('--resume', metavar='CKPT', help='continue from a last.pt checkpoint')
+    parser.add_argument('--height', type=int, default=360, help='deployed input height')
+    parser.add_argument('--width', type=int, default=480, help='deployed input width')
+    parser.add_argument('--crop', default='288x384', help='training crop HxW')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument('--class-weight-power', type=float, default=0.5,
+                        help='median-frequency class weights ** power (0 = unweighted)')
+    parser.add_argument('--ohem', type=float, default=0.0,
+                        help='keep only this fraction of hardest pixels in the loss (0 = off)')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = all)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--val-every', type=int, default=1)
+    parser.add_argument('--max-items', type=int, help='use only the first N train/val pairs')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the data up front, then train (or continue) and print the final numbers."""
+    from seg_perception.models.data import AugmentConfig
+    from seg_perception.models.train import Trainer, TrainConfig
+
+    try:
+        crop_h, crop_w = (int(v) for v in args.crop.lower().split('x'))
+    except ValueError:
+        raise DataError(f'--crop {args.crop!r}: expected HxW, e.g. 288x384') from None
+    if not os.path.isdir(args.data):
+        raise DataError(f'{args.data}: data folder not found')
+    if args.resume and not os.path.exists(args.resume):
+        raise DataError(f'{args.resume}: checkpoint to resume not found')
+    config = TrainConfig(
+        arch=args.arch, backbone=args.backbone, data=args.data, out=args.out,
+        classes=args.classes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, class_weight_power=args.class_weight_power,
+        ohem_fraction=args.ohem, height=args.height, width=args.width,
+        val_every=args.val_every, num_threads=args.threads, seed=args.seed,
+        max_train_items=args.max_items, max_val_items=args.max_items,
+        augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w))
+    trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
+    print(f'train: {config.arch}/{config.backbone} on {len(trainer.train_set)} train + '
+          f'{len(trainer.val_set)} val images, {trainer.device}, epoch {trainer.epoch} -> '
+          f'{config.epochs}, out {config.out}', flush=True)
+    final = trainer.fit()
+    print(f'train: done, epoch {trainer.epoch}, best val mIoU {trainer.best_miou:.2f}, '
+          f'last {final.get("val_miou", float("nan")):.2f}; best weights '
+          f'{os.path.join(config.out, "best.pt")}')
+    return 0
