@@ -1,0 +1,244 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Export a zoo torch model to a self-describing ONNX file.
+
+The pipeline is the same for fp32 and INT8:
+
+1. the torch model (normalized float NCHW RGB in, logits out) is exported with the TorchScript
+   ONNX exporter (it honours opset 17, which TensorRT 8.6+ and every ONNX Runtime take, and is ten
+   times faster than the dynamo exporter whose lowest opset is 18) and simplified with onnxslim;
+2. optionally quantized to static QDQ INT8 (see :mod:`seg_perception.models.quantize`) while it is
+   still a plain float graph, so no quantizer ever touches the normalization or the argmax;
+3. the input and output adapters the :class:`ModelSpec` asks for are spliced around it
+   (:mod:`seg_perception.models.graph_io`): uint8 NHWC/NCHW pixels cast, scaled by 1/255 and
+   normalized with mean/std in one Mul and one Sub; argmax over classes cast to a uint8 label map;
+4. the spec JSON goes into the metadata under ``METADATA_KEY`` with the producer info,
+   ``onnx.checker`` runs, and the file is written to a temporary name and renamed, so an
+   interrupted or failed export never leaves a partial file.
+"""
+
+from dataclasses import dataclass, field
+import io
+import os
+import tempfile
+import time
+from typing import Callable, Optional
+import warnings
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.spec import METADATA_KEY, ModelSpec
+from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, wrap_graph
+
+PRODUCER_NAME = 'seg_perception'
+DEFAULT_OPSET = 17
+
+
+class ExportError(SegPerceptionError):
+    """An export failed: unwritable output, a model that does not match its spec, bad graph."""
+
+
+@dataclass
+class ExportSummary:
+    """What an export produced; ``line()`` is the one-line summary the CLI prints."""
+
+    path: str
+    spec: ModelSpec
+    params: int
+    file_bytes: int
+    opset: int
+    seconds: float
+    gflops: Optional[float] = None
+    precision: str = 'fp32'
+    # INT8 only: share of identical labels between the fp32 and INT8 models on the
+    # calibration images, and how many images that was measured on
+    label_agreement: Optional[float] = None
+    calibration_images: int = 0
+    notes: list = field(default_factory=list)
+
+    def line(self) -> str:
+        """Return the one-line summary: architecture, params, GFLOPs, output, file size."""
+        parts = [f'{self.spec.architecture}',
+                 f'{self.params / 1e6:.2f} M params']
+        if self.gflops is not None:
+            parts.append(f'{self.gflops:.2f} GFLOPs')
+        parts.append(f'input {self.spec.input_dtype} {self.spec.input_layout} '
+                     f'{self.spec.input_height}x{self.spec.input_width}')
+        parts.append(f'output {self.spec.output_kind}')
+        parts.append(f'{self.precision} opset {self.opset}')
+        if self.label_agreement is not None:
+            parts.append(f'int8 vs fp32 label agreement {100 * self.label_agreement:.2f} % on '
+                         f'{self.calibration_images} calibration images')
+        parts.append(f'{self.file_bytes / 1e6:.1f} MB')
+        return f'{self.path}: ' + ', '.join(parts) + f' ({self.seconds:.1f} s)'
+
+
+def package_version() -> str:
+    """Return the installed seg_perception version ('unknown' when not installed)."""
+    try:
+        from importlib.metadata import version
+        return version('seg_perception')
+    except Exception:  # noqa: BLE001 - metadata absent in a plain source checkout
+        return 'unknown'
+
+
+def check_output_path(out_path: str) -> str:
+    """Return the absolute output path, or raise ExportError if it cannot be written."""
+    path = os.path.abspath(out_path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ExportError(f'{out_path}: output path is a directory, give a file name')
+    if not os.path.isdir(folder):
+        raise ExportError(f'{out_path}: output directory {folder} does not exist')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f'{out_path}: output directory {folder} is not writable')
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ExportError(f'{out_path}: output file exists and is not writable')
+    return path
+
+
+def count_parameters(model) -> int:
+    """Return the number of parameters of a torch module."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def probe_model(model, spec: ModelSpec, count_flops: bool = False) -> Optional[float]:
+    """Run one forward pass at the spec size; check the logits shape, return GFLOPs if asked.
+
+    Raises ExportError when the model's class count or output size does not match the spec.
+    """
+    import torch
+
+    dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
+    gflops = None
+    with torch.no_grad():
+        if count_flops:
+            from torch.utils.flop_counter import FlopCounterMode
+            counter = FlopCounterMode(display=False)
+            with counter:
+                logits = model(dummy)
+            gflops = counter.get_total_flops() / 1e9
+        else:
+            logits = model(dummy)
+    expected = (1, spec.num_classes, spec.input_height, spec.input_width)
+    if tuple(logits.shape) != expected:
+        raise ExportError(f'{spec.architecture}: model output shape {tuple(logits.shape)} does '
+                          f'not match the spec (expected logits {expected}: '
+                          f'{spec.num_classes} classes at the input size)')
+    return gflops
+
+
+def export_core(model, spec: ModelSpec, opset: int = DEFAULT_OPSET, dynamic: bool = False,
+                simplify: bool = True):
+    """Export the bare float model (normalized NCHW RGB in, logits out) to an ONNX ModelProto."""
+    import onnx
+    import torch
+
+    dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
+    buffer = io.BytesIO()
+    dynamic_axes = ({CORE_INPUT_NAME: {0: 'batch'}, CORE_OUTPUT_NAME: {0: 'batch'}}
+                    if dynamic else None)
+    with warnings.catch_warnings():
+        # the TorchScript exporter announces its own deprecation on every call
+        warnings.simplefilter('ignore', category=FutureWarning)
+        warnings.simplefilter('ignore', category=DeprecationWarning)
+        warnings.simplefilter('ignore', category=UserWarning)
+        try:
+            torch.onnx.export(model, (dummy,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[CORE_INPUT_NAME], output_names=[CORE_OUTPUT_NAME],
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+        except Exception as error:  # noqa: BLE001 - the exporter raises many types
+            raise ExportError(f'{spec.architecture}: torch.onnx.export failed at opset {opset} '
+                              f'({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+                              ) from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    if simplify:
+        proto = simplify_graph(proto)
+    return proto
+
+
+def simplify_graph(proto):
+    """Constant-fold and clean a float graph with onnxslim (never used on QDQ graphs)."""
+    import onnxslim
+
+    return onnxslim.slim(proto)
+
+
+def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_OPSET,
+                 dynamic: bool = False, simplify: bool = True, count_flops: bool = False,
+                 quantizer: Optional[Callable] = None) -> ExportSummary:
+    """Export ``model`` as the graph ``spec`` describes and write it atomically to ``out_path``.
+
+    ``model`` maps normalized float N x 3 x H x W RGB to logits. With ``spec.input_dtype ==
+    'uint8'`` the graph takes raw pixels in ``spec.input_layout`` and ``spec.channel_order``
+    and normalizes inside; with float32 it takes normalized input in that layout and channel
+    order. With ``spec.output_kind == 'labels'`` it returns an N x H x W uint8 label map.
+    ``quantizer`` (see :func:`seg_perception.models.quantize.make_quantizer`) turns the float
+    core graph into INT8 QDQ and reports the label agreement with the fp32 model.
+    """
+    import onnx
+
+    started = time.monotonic()
+    path = check_output_path(out_path)
+    model = model.eval()
+    gflops = probe_model(model, spec, count_flops)
+    core = export_core(model, spec, opset, dynamic, simplify)
+    summary_extra = {}
+    if quantizer is not None:
+        core, summary_extra = quantizer(core, spec)
+    graph = wrap_graph(core, spec, dynamic)
+    if simplify and quantizer is None:
+        graph = simplify_graph(graph)
+    add_metadata(graph, spec)
+    try:
+        onnx.checker.check_model(graph, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f'{out_path}: exported graph fails onnx.checker '
+                          f'({str(error).splitlines()[0][:200]})') from None
+    file_bytes = write_atomically(graph.SerializeToString(), path)
+    return ExportSummary(path=out_path, spec=spec, params=count_parameters(model),
+                         file_bytes=file_bytes, opset=opset,
+                         seconds=time.monotonic() - started, gflops=gflops,
+                         precision='int8' if quantizer is not None else 'fp32',
+                         **summary_extra)
+
+
+def add_metadata(proto, spec: ModelSpec) -> None:
+    """Store the spec JSON under METADATA_KEY and set the producer fields."""
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = spec.to_json()
+    proto.producer_name = PRODUCER_NAME
+    proto.producer_version = package_version()
+    proto.doc_string = spec.summary()
+
+
+def write_atomically(data: bytes, path: str) -> int:
+    """Write bytes to a temporary file next to ``path`` and rename it; return the size."""
+    folder = os.path.dirname(path)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.',
+                                         suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise ExportError(f'{path}: cannot write the model ({error.strerror})') from None
+        raise
+    return len(data)
