@@ -29,9 +29,11 @@ The pipeline is the same for fp32 and INT8:
    interrupted or failed export never leaves a partial file.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 import io
 import os
+import sys
 import tempfile
 import time
 from typing import Callable, Optional
@@ -43,6 +45,8 @@ from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, wr
 
 PRODUCER_NAME = 'seg_perception'
 DEFAULT_OPSET = 17
+# the dynamo exporter has no implementations below opset 18
+DYNAMO_MIN_OPSET = 18
 
 
 class ExportError(SegPerceptionError):
@@ -141,31 +145,79 @@ def probe_model(model, spec: ModelSpec, count_flops: bool = False) -> Optional[f
 
 def export_core(model, spec: ModelSpec, opset: int = DEFAULT_OPSET, dynamic: bool = False,
                 simplify: bool = True):
-    """Export the bare float model (normalized NCHW RGB in, logits out) to an ONNX ModelProto."""
+    """Export the bare float model (normalized NCHW RGB in, logits out) to an ONNX ModelProto.
+
+    The TorchScript exporter is tried first (fast, honours ``opset``); graphs it cannot express
+    (e.g. PSPNet's adaptive pooling when the feature map is not a multiple of the bins) go
+    through the dynamo exporter at ``max(opset, 18)``. The opset of the result is in the proto.
+    """
     import onnx
+
+    try:
+        proto = onnx.load_from_string(_torchscript_export(model, spec, opset, dynamic))
+    except Exception as first:  # noqa: BLE001 - the exporter raises many types
+        try:
+            proto = _dynamo_export(model, spec, max(opset, DYNAMO_MIN_OPSET), dynamic)
+        except Exception as second:  # noqa: BLE001
+            raise ExportError(f'{spec.architecture}: torch.onnx.export failed at opset {opset} '
+                              f'(TorchScript: {_first_line(first)}; dynamo: '
+                              f'{_first_line(second)})') from None
+    if simplify:
+        proto = simplify_graph(proto)
+    return proto
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {text[0][:160] if text else ""}'
+
+
+def _torchscript_export(model, spec: ModelSpec, opset: int, dynamic: bool) -> bytes:
     import torch
 
     dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
     buffer = io.BytesIO()
     dynamic_axes = ({CORE_INPUT_NAME: {0: 'batch'}, CORE_OUTPUT_NAME: {0: 'batch'}}
                     if dynamic else None)
-    with warnings.catch_warnings():
-        # the TorchScript exporter announces its own deprecation on every call
-        warnings.simplefilter('ignore', category=FutureWarning)
-        warnings.simplefilter('ignore', category=DeprecationWarning)
-        warnings.simplefilter('ignore', category=UserWarning)
+    with _quiet():
+        torch.onnx.export(model, (dummy,), buffer, dynamo=False, opset_version=opset,
+                          input_names=[CORE_INPUT_NAME], output_names=[CORE_OUTPUT_NAME],
+                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+    return buffer.getvalue()
+
+
+def _dynamo_export(model, spec: ModelSpec, opset: int, dynamic: bool):
+    import torch
+
+    dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
+    dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)},) if dynamic else None
+    with _quiet():
+        program = torch.onnx.export(model, (dummy,), None, dynamo=True, opset_version=opset,
+                                    input_names=[CORE_INPUT_NAME],
+                                    output_names=[CORE_OUTPUT_NAME],
+                                    dynamic_shapes=dynamic_shapes, verbose=False,
+                                    external_data=False)
+    return program.model_proto
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' warnings and the graph dumps torch prints from C++ on failure."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter('ignore')
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
         try:
-            torch.onnx.export(model, (dummy,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[CORE_INPUT_NAME], output_names=[CORE_OUTPUT_NAME],
-                              dynamic_axes=dynamic_axes, do_constant_folding=True)
-        except Exception as error:  # noqa: BLE001 - the exporter raises many types
-            raise ExportError(f'{spec.architecture}: torch.onnx.export failed at opset {opset} '
-                              f'({type(error).__name__}: {str(error).splitlines()[0][:200]})'
-                              ) from None
-    proto = onnx.load_from_string(buffer.getvalue())
-    if simplify:
-        proto = simplify_graph(proto)
-    return proto
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def simplify_graph(proto):
@@ -208,10 +260,15 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
                           f'({str(error).splitlines()[0][:200]})') from None
     file_bytes = write_atomically(graph.SerializeToString(), path)
     return ExportSummary(path=out_path, spec=spec, params=count_parameters(model),
-                         file_bytes=file_bytes, opset=opset,
+                         file_bytes=file_bytes, opset=graph_opset(graph),
                          seconds=time.monotonic() - started, gflops=gflops,
                          precision='int8' if quantizer is not None else 'fp32',
                          **summary_extra)
+
+
+def graph_opset(proto) -> int:
+    """Return the default-domain opset a model was exported with."""
+    return max(entry.version for entry in proto.opset_import if entry.domain in ('', 'ai.onnx'))
 
 
 def add_metadata(proto, spec: ModelSpec) -> None:
