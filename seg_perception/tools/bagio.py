@@ -62,6 +62,10 @@ DISTROS = {
 DEFAULT_DISTRO = 'kilted'
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_STORAGE = 'mcap'
+DEFAULT_IMAGE_TOPIC = '/camera/image_raw'
+DEFAULT_CAMERA_INFO_TOPIC = '/camera/camera_info'
+DEFAULT_GT_TOPIC = '/camera/labels_gt'
+DEFAULT_LABELS_TOPIC = '/segmentation/labels'
 
 _READ_ERRORS = (AnyReaderError, Ros1ReaderError, Ros2ReaderError, SerdeError, OSError,
                 EOFError, ValueError, KeyError, IndexError)
@@ -347,15 +351,19 @@ def convert_message(message: Any, store: Typestore) -> Any:
     return cls(**kwargs)
 
 
-def image_from_message(message: Any, msgtype: str) -> Tuple[np.ndarray, str]:
-    """Return (array, encoding) of a deserialized Image or CompressedImage (raises InputError)."""
+def image_from_message(message: Any, msgtype: str,
+                       source: str = 'image') -> Tuple[np.ndarray, str]:
+    """Return (array, encoding) of a deserialized Image or CompressedImage (raises InputError).
+
+    ``source`` names the message in error messages (e.g. topic and stamp).
+    """
     from seg_perception.core import imagecodec
 
     if msgtype == COMPRESSED_IMAGE:
-        return imagecodec.decode_compressed(message.data, message.format)
+        return imagecodec.decode_compressed(message.data, message.format, source=source)
     array = imagecodec.image_from_buffer(message.data, int(message.height), int(message.width),
                                          message.encoding, int(message.step),
-                                         bool(message.is_bigendian))
+                                         bool(message.is_bigendian), source=source)
     return array, message.encoding
 
 
@@ -390,16 +398,10 @@ def make_compressed_image(store: Typestore, array: np.ndarray, encoding: str, fm
     """Return a sensor_msgs/CompressedImage (``fmt`` jpeg or png, by the core codec)."""
     from seg_perception.core import imagecodec
 
-    data, format_string = _encode(imagecodec, array, encoding, fmt)
-    return store.types[COMPRESSED_IMAGE](header=header, format=format_string,
+    data = imagecodec.encode_compressed(array, encoding, fmt)
+    return store.types[COMPRESSED_IMAGE](header=header,
+                                         format=imagecodec.compressed_format(encoding, fmt),
                                          data=np.frombuffer(data, np.uint8))
-
-
-def _encode(imagecodec: Any, array: np.ndarray, encoding: str, fmt: str) -> Tuple[bytes, str]:
-    result = imagecodec.encode_compressed(array, encoding, fmt)
-    if isinstance(result, tuple):
-        return bytes(result[0]), str(result[1])
-    return bytes(result), fmt
 
 
 def make_camera_info(store: Typestore, header: Any, width: int, height: int,
@@ -484,8 +486,8 @@ class BagWriter:
                                 f'{self._types[topic]}, not {msgtype}')
             return
         try:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype,
-                                                                    typestore=self.store)
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self.store)
         except (Ros1WriterError, Ros2WriterError, KeyError) as error:
             raise DataError(f'{self.path}: cannot add topic {topic!r} of type {msgtype} '
                             f'({one_line(error)})') from None
@@ -535,3 +537,17 @@ class BagWriter:
                 shutil.rmtree(self._work_dir)
         except (Ros1WriterError, Ros2WriterError, OSError) as error:
             raise DataError(f'{self.path}: closing the bag failed ({one_line(error)})') from None
+
+    def discard(self) -> None:
+        """Abandon the bag: close it and delete everything written."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except (Ros1WriterError, Ros2WriterError, OSError):
+                pass
+        for path in (self._work_dir, self.path):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
