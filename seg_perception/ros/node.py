@@ -1,0 +1,413 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""SegmentationNode: a lifecycle node, a thin adapter between image topics and core.Segmenter.
+
+Threads: the executor (MultiThreadedExecutor) runs the image callback, the diagnostics timer and
+the parameter/lifecycle services in separate callback groups; the image callback only stores the
+newest frame in a one-frame slot; one worker thread decodes, segments and publishes. A model swap
+(``model_path`` set at run time) loads in the parameter service's thread while the worker keeps
+serving with the old model, then replaces the model reference between two frames.
+"""
+
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+
+from seg_perception.core.errors import InputError, SegPerceptionError
+from seg_perception.ros import class_table, qos
+from seg_perception.ros.conversions import (image_from_compressed_msg, image_from_msg,
+                                            image_to_msg)
+from seg_perception.ros.diagnostics import level_and_message, make_status, NodeStats
+from seg_perception.ros.frame_slot import LatestFrameSlot
+from seg_perception.ros.parameters import (check_choice, declare_node_parameters,
+                                           drivable_names, load_defaults, NODE_NAME,
+                                           PARAMETERS, publish_class_parameters,
+                                           RuntimeSettings)
+
+INPUT_TOPIC = 'image'
+COMPRESSED_SUFFIX = '/compressed'
+# Optional outputs: topic -> the parameter that gates it. They are computed only while gated on
+# and subscribed.
+OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
+                    'confidence': 'publish_confidence'}
+OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
+EXECUTOR_THREADS = 3
+WORKER_POLL_S = 0.5
+
+
+class SegmentationNode(LifecycleNode):
+    """Segment camera images: ``image`` in; labels, drivable mask, color, overlay out."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        """Declare the parameters (defaults from config/segmentation.yaml); load nothing yet."""
+        super().__init__(node_name, **kwargs)
+        self._values: Dict[str, Any] = declare_node_parameters(self, load_defaults())
+        self._settings = RuntimeSettings.from_values(self._values)
+        self._stats = NodeStats()
+        self._stats.expected_rate = self._settings.expected_rate
+        self._slot: LatestFrameSlot = LatestFrameSlot()
+        self._segmenter: Any = None
+        self._swap_lock = threading.Lock()
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._subscription: Any = None
+        self._outputs: Dict[str, Any] = {}
+        self._class_publisher: Any = None
+        self._diagnostics_publisher: Any = None
+        self._diagnostics_timer: Any = None
+        self._worker: Optional[threading.Thread] = None
+        self._active = False
+        self._last_log: Dict[str, float] = {}
+        self._rejected_reported = 0
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def autostart(self) -> bool:
+        """Return whether the node configures and activates itself on start."""
+        return bool(self._values['autostart'])
+
+    @property
+    def input_topic(self) -> str:
+        """Return the resolved input topic (``image`` or ``image/compressed`` after remapping)."""
+        base = self.resolve_topic_name(INPUT_TOPIC)
+        return base + COMPRESSED_SUFFIX if self._compressed else base
+
+    @property
+    def _compressed(self) -> bool:
+        return self._values['input_transport'] == 'compressed'
+
+    # -- model ---------------------------------------------------------------------------------
+    def _load_segmenter(self, model_path: str, drivable: List[str]) -> Any:
+        """Load and warm up a Segmenter; raise SegPerceptionError naming what is wrong."""
+        from seg_perception.core import Segmenter
+
+        segmenter = Segmenter(model_path=model_path or None, backend=self._values['backend'],
+                              device=self._values['device'],
+                              precision=self._values['precision'],
+                              num_threads=self._values['num_threads'],
+                              engine_cache_dir=self._values['engine_cache_dir'])
+        if drivable:
+            segmenter.spec.class_ids(drivable)  # SpecError lists the model's classes
+        spec = segmenter.spec
+        # One run at the model's own size so that the first camera frame is not the slow one.
+        warmup = np.zeros((spec.input_height, spec.input_width, 3), np.uint8)
+        segmenter.process(warmup, 'rgb8', drivable_classes=drivable or None)
+        return segmenter
+
+    def _announce_model(self, segmenter: Any) -> None:
+        """Publish the class parameters and the latched class table of the serving model."""
+        publish_class_parameters(self, segmenter.spec)
+        if self._class_publisher is not None:
+            _, msg = class_table.class_table_message(
+                segmenter.spec, str(segmenter.describe().get('model_path', '')),
+                self.get_clock().now().to_msg())
+            self._class_publisher.publish(msg)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model, create publishers, the diagnostics timer and the worker."""
+        try:
+            segmenter = self._load_segmenter(self._values['model_path'],
+                                             list(self._settings.drivable_classes))
+        except SegPerceptionError as error:
+            self.get_logger().error(f'configure failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._segmenter = segmenter
+        info = segmenter.describe()
+        self.get_logger().info('model ' + ', '.join(f'{k}={v}' for k, v in info.items()))
+        for name in OUTPUTS:
+            self._outputs[name] = self.create_lifecycle_publisher(
+                Image, f'~/{name}', qos.output_qos())
+        self._class_publisher = self.create_publisher(
+            class_table.message_type(), class_table.TOPIC, qos.latched_qos())
+        self._diagnostics_publisher = self.create_publisher(
+            DiagnosticArray, '/diagnostics', qos.diagnostics_qos())
+        self._announce_model(segmenter)
+        self._diagnostics_timer = self.create_timer(
+            self._values['diagnostics_period'], self._publish_diagnostics,
+            callback_group=self._timer_group)
+        self._slot.open()
+        self._worker = threading.Thread(target=self._work, name='segmentation_worker',
+                                        daemon=True)
+        self._worker.start()
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the input and start publishing."""
+        message_type = CompressedImage if self._compressed else Image
+        self._subscription = self.create_subscription(
+            message_type, self.input_topic, self._on_image,
+            qos.input_qos(self._values['qos.reliability'], self._values['qos.depth']),
+            callback_group=self._input_group)
+        self._active = True
+        self.get_logger().info(
+            f'listening on {self.input_topic} ({self._values["input_transport"]}, '
+            f'{self._values["qos.reliability"]}, depth {self._values["qos.depth"]})')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop listening; frames in flight are not published."""
+        self._active = False
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker, release publishers and the model."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything from any state."""
+        self._active = False
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._release()
+        return super().on_shutdown(state)
+
+    def _release(self) -> None:
+        self.stop_worker()
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        for publisher in (self._class_publisher, self._diagnostics_publisher):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self._class_publisher = self._diagnostics_publisher = None
+        self._segmenter = None
+
+    def stop_worker(self) -> None:
+        """Stop the inference worker (idempotent)."""
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+
+    # -- parameters ----------------------------------------------------------------------------
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        """Validate and apply parameter changes; a model swap happens here, in the background."""
+        updates = {p.name: p.value for p in parameters if p.name in PARAMETERS}
+        for name, value in updates.items():
+            problem = check_choice(name, value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        values = dict(self._values, **updates)
+        drivable = list(drivable_names(values['drivable_classes']))
+        if 'model_path' in updates and self._segmenter is not None:
+            with self._swap_lock:
+                reason = self._swap_model(values['model_path'], drivable)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        elif 'drivable_classes' in updates and self._segmenter is not None and drivable:
+            try:
+                self._segmenter.spec.class_ids(drivable)
+            except SegPerceptionError as error:
+                return SetParametersResult(successful=False, reason=f'drivable_classes: {error}')
+        self._values = values
+        self._settings = RuntimeSettings.from_values(values)
+        self._stats.expected_rate = self._settings.expected_rate
+        return SetParametersResult(successful=True)
+
+    def _swap_model(self, model_path: str, drivable: List[str]) -> str:
+        """Load model_path and switch to it; return the reason of a failure ('' on success)."""
+        old = self._segmenter
+        old_path = old.describe().get('model_path', '')
+        self.get_logger().info(f'loading {model_path or "the default model"} while '
+                               f'{old_path} keeps serving')
+        started = time.monotonic()
+        try:
+            segmenter = self._load_segmenter(model_path, drivable)
+        except Exception as error:  # noqa: BLE001 - any failure must leave the old model serving
+            reason = (f'model_path {model_path!r} rejected, still serving {old_path}: '
+                      f'{error}').replace('\n', ' ')
+            self.get_logger().error(reason)
+            return reason
+        self._segmenter = segmenter  # the worker picks it up at its next frame
+        self._announce_model(segmenter)
+        self.get_logger().info(
+            f'now serving {segmenter.describe().get("model_path", model_path)} '
+            f'({segmenter.spec.summary()}), loaded in {time.monotonic() - started:.2f} s')
+        return ''
+
+    # -- input ---------------------------------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        """Store the newest frame for the worker; a frame still waiting is dropped."""
+        stamp = msg.header.stamp
+        self._stats.frame_received(stamp.sec + stamp.nanosec * 1e-9)
+        self._slot.put((msg, time.perf_counter()))
+
+    def _reject(self, reason: str, message: str) -> None:
+        """Count a rejected frame; log it once per reason and error_log_period."""
+        self._stats.frame_rejected(reason, message)
+        now = time.monotonic()
+        last = self._last_log.get(reason)
+        period = self._values['error_log_period']
+        if last is None or now - last >= period:
+            self._last_log[reason] = now
+            self.get_logger().error(f'rejected frame ({reason}): {message} '
+                                    f'[further {reason} frames are counted in /diagnostics, '
+                                    f'logged at most every {period:g} s]')
+
+    # -- worker --------------------------------------------------------------------------------
+    def _work(self) -> None:
+        """Process the newest frame, forever, until the slot is closed."""
+        while True:
+            frame = self._slot.take()
+            if frame is None:
+                return
+            msg, received = frame
+            try:
+                self._process(msg, received)
+            except Exception as error:  # noqa: BLE001 - the worker must survive any frame
+                self._reject('processing_failed', f'{type(error).__name__}: {error}')
+
+    def _wanted(self, settings: RuntimeSettings) -> Dict[str, bool]:
+        """Return which optional outputs are enabled and subscribed right now."""
+        return {name: bool(getattr(settings, gate)) and name in self._outputs and
+                self._outputs[name].get_subscription_count() > 0
+                for name, gate in OPTIONAL_OUTPUTS.items()}
+
+    def _process(self, msg: Any, received: float) -> None:
+        """Decode, segment and publish one frame with the input's header."""
+        started = time.perf_counter()
+        timings = {'queue': (started - received) * 1e3}
+        try:
+            if self._compressed:
+                image, encoding = image_from_compressed_msg(msg, self.input_topic)
+            else:
+                image, encoding = image_from_msg(msg, self.input_topic)
+        except InputError as error:
+            self._reject(error.reason, str(error))
+            return
+        decoded = time.perf_counter()
+        timings['decode'] = (decoded - started) * 1e3
+        segmenter, settings = self._segmenter, self._settings
+        if segmenter is None:
+            return
+        wanted = self._wanted(settings)
+        try:
+            result = segmenter.process(
+                image, encoding, confidence=wanted['confidence'], color=wanted['color'],
+                overlay=wanted['overlay'], overlay_alpha=settings.overlay_alpha,
+                drivable_classes=list(settings.drivable_classes) or None)
+        except InputError as error:
+            self._reject(error.reason, str(error))
+            return
+        except SegPerceptionError as error:
+            self._reject('inference_failed', str(error))
+            return
+        for stage, value in result.timings.items():
+            if stage != 'total':
+                timings[stage] = float(value)
+        publish_started = time.perf_counter()
+        if not self._active:
+            return
+        header = msg.header
+        self._outputs['labels'].publish(image_to_msg(result.labels, 'mono8', header))
+        self._outputs['drivable_mask'].publish(image_to_msg(result.drivable, 'mono8', header))
+        for name in OPTIONAL_OUTPUTS:
+            array = getattr(result, name, None)
+            if wanted[name] and array is not None:
+                encoding_out = 'mono8' if name == 'confidence' else 'rgb8'
+                self._outputs[name].publish(image_to_msg(
+                    confidence_to_mono8(array) if name == 'confidence' else array,
+                    encoding_out, header))
+        done = time.perf_counter()
+        timings['publish'] = (done - publish_started) * 1e3
+        timings['total'] = (done - started) * 1e3
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        if stamp_ns > 0:
+            timings['stamp_to_publish'] = (now_ns - stamp_ns) / 1e6
+        self._stats.frame_published(timings)
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        """Publish one DiagnosticStatus with rates, counters, latencies and the model."""
+        if self._diagnostics_publisher is None:
+            return
+        values = self._stats.values(self._slot.dropped)
+        values['input_topic'] = self.input_topic
+        values['input_transport'] = self._values['input_transport']
+        values['qos.reliability'] = self._values['qos.reliability']
+        segmenter = self._segmenter
+        if segmenter is not None:
+            for key, value in segmenter.describe().items():
+                values[key] = str(value)
+        rejected = int(values['frames_rejected'])
+        level, message = level_and_message(values, self._active, self._rejected_reported)
+        self._rejected_reported = rejected
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [make_status(f'{self.get_fully_qualified_name()}: segmentation',
+                                  str(values.get('provider', values.get('backend', ''))),
+                                  level, message, values)]
+        self._diagnostics_publisher.publish(msg)
+
+
+def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
+    """Return confidence as mono8 (0..255); float input in [0, 1] is scaled by 255."""
+    if confidence.dtype == np.uint8:
+        return confidence
+    return np.clip(np.rint(confidence * 255.0), 0, 255).astype(np.uint8)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until shutdown; exit 1 if autostart fails (the log names the reason)."""
+    rclpy.init(args=args)
+    node: Optional[SegmentationNode] = None
+    code = 0
+    try:
+        node = SegmentationNode()
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor.add_node(node)
+        if node.autostart and (
+                node.trigger_configure() != TransitionCallbackReturn.SUCCESS or
+                node.trigger_activate() != TransitionCallbackReturn.SUCCESS):
+            code = 1
+        else:
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except SegPerceptionError as error:
+        print(f'segmentation_node: error: {error}', file=sys.stderr)
+        code = 1
+    finally:
+        if node is not None:
+            node.stop_worker()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,249 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Parameters of the segmentation node: defaults from config/segmentation.yaml, descriptors.
+
+The defaults live in one place, ``config/segmentation.yaml``; this module reads them and adds
+what a YAML value cannot say: description, read-only flag, range and choices. Runtime changes
+are validated here (choices, class names) so that the node only applies valid values.
+"""
+
+from dataclasses import dataclass
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+import yaml
+
+from seg_perception.core.errors import SpecError
+
+PACKAGE = 'seg_perception'
+DEFAULTS_FILE_NAME = 'segmentation.yaml'
+NODE_NAME = 'segmentation'
+
+# Filled from the model at configure time (and after a model swap); never set by users.
+CLASS_PARAMETERS = ('classes.ids', 'classes.names', 'classes.colors')
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """What the YAML default cannot say about a parameter."""
+
+    description: str
+    read_only: bool = True
+    choices: Tuple[str, ...] = ()
+    int_range: Optional[Tuple[int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+
+
+PARAMETERS: Dict[str, ParameterInfo] = {
+    'autostart': ParameterInfo(
+        'Configure and activate on start; false waits for a lifecycle manager.'),
+    'model_path': ParameterInfo(
+        'ONNX model or TensorRT engine; empty = the bundled default model. Changing it at run '
+        'time loads the new model in the background and switches between two frames.',
+        read_only=False),
+    'backend': ParameterInfo('Inference backend.',
+                             choices=('auto', 'tensorrt', 'onnxruntime', 'torch')),
+    'precision': ParameterInfo('Numeric precision of the engine.',
+                               choices=('fp32', 'fp16', 'int8')),
+    'device': ParameterInfo('Device, e.g. cuda:0 or cpu; empty = the backend default.'),
+    'engine_cache_dir': ParameterInfo(
+        'Folder of cached TensorRT engines; empty = next to the model.'),
+    'num_threads': ParameterInfo('CPU inference threads; 0 = the backend default.',
+                                 int_range=(0, 256)),
+    'input_transport': ParameterInfo(
+        'raw: sensor_msgs/Image on image; compressed: sensor_msgs/CompressedImage on '
+        'image/compressed.', choices=('raw', 'compressed')),
+    'drivable_classes': ParameterInfo(
+        "Class names that count as drivable; no names = the model's own drivable classes.",
+        read_only=False),
+    'overlay_alpha': ParameterInfo('Weight of the class colors in ~/overlay.',
+                                   read_only=False, float_range=(0.0, 1.0)),
+    'publish_color': ParameterInfo('Publish ~/color while it has subscribers.', read_only=False),
+    'publish_overlay': ParameterInfo('Publish ~/overlay while it has subscribers.',
+                                     read_only=False),
+    'publish_confidence': ParameterInfo('Publish ~/confidence while it has subscribers.',
+                                        read_only=False),
+    'qos.reliability': ParameterInfo('Reliability of the image subscription.',
+                                     choices=('best_effort', 'reliable')),
+    'qos.depth': ParameterInfo('Depth of the image subscription queue (1 = latest frame).',
+                               int_range=(1, 100)),
+    'expected_rate': ParameterInfo(
+        'Nominal camera rate in Hz for the input-loss diagnostics; 0 = unknown.',
+        read_only=False, float_range=(0.0, 1000.0)),
+    'diagnostics_period': ParameterInfo('Seconds between /diagnostics messages.',
+                                        float_range=(0.1, 60.0)),
+    'error_log_period': ParameterInfo(
+        'Seconds between two log lines for rejected input of one reason.',
+        float_range=(0.0, 3600.0)),
+}
+
+CLASS_PARAMETER_INFO: Dict[str, str] = {
+    'classes.ids': 'Class ids of the model (label values), from the model file.',
+    'classes.names': 'Class names of the model in the order of classes.ids.',
+    'classes.colors': 'Display colors, R, G, B per class in the order of classes.ids.',
+}
+
+
+def defaults_path() -> str:
+    """Return the path of config/segmentation.yaml (source tree first, then the ament share)."""
+    source_tree = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'config', DEFAULTS_FILE_NAME)
+    if os.path.exists(source_tree):
+        return source_tree
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = os.path.join(get_package_share_directory(PACKAGE), 'config',
+                                 DEFAULTS_FILE_NAME)
+    except Exception:  # noqa: BLE001 - ament index absent or package not installed
+        installed = ''
+    if installed and os.path.exists(installed):
+        return installed
+    raise SpecError(f'{source_tree}: node defaults file not found (nor in the share folder of '
+                    f'{PACKAGE})')
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for key, value in values.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + '.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_defaults(path: Optional[str] = None) -> Dict[str, Any]:
+    """Return {parameter name: default} from a ROS 2 parameter file (nested keys dotted)."""
+    path = path or defaults_path()
+    try:
+        with open(path, encoding='utf-8') as stream:
+            data = yaml.safe_load(stream)
+    except OSError as error:
+        raise SpecError(f'{path}: cannot read node defaults ({error.strerror})') from None
+    except yaml.YAMLError as error:
+        raise SpecError(f'{path}: invalid YAML ({error})'.replace('\n', ' ')) from None
+    if not isinstance(data, Mapping) or len(data) != 1:
+        raise SpecError(f'{path}: expected one node key (/**) holding ros__parameters')
+    node_section = next(iter(data.values()))
+    if not isinstance(node_section, Mapping) or 'ros__parameters' not in node_section:
+        raise SpecError(f'{path}: the node key has no ros__parameters mapping')
+    defaults = _flatten(node_section['ros__parameters'])
+    missing = sorted(set(PARAMETERS) - set(defaults))
+    unknown = sorted(set(defaults) - set(PARAMETERS))
+    if missing or unknown:
+        raise SpecError(f'{path}: node parameters missing {missing}, unknown {unknown}')
+    return defaults
+
+
+def describe(name: str, default: Any) -> ParameterDescriptor:
+    """Return the descriptor of a parameter (description, read-only flag, range, choices)."""
+    info = PARAMETERS[name]
+    descriptor = ParameterDescriptor(name=name, description=info.description,
+                                     read_only=info.read_only)
+    descriptor.type = Parameter.Type.from_parameter_value(default).value
+    if info.choices:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(info.choices)
+    if info.int_range:
+        descriptor.integer_range = [IntegerRange(from_value=info.int_range[0],
+                                                 to_value=info.int_range[1], step=1)]
+    if info.float_range:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=info.float_range[0], to_value=info.float_range[1], step=0.0)]
+    return descriptor
+
+
+def declare_node_parameters(node: Node, defaults: Mapping[str, Any]) -> Dict[str, Any]:
+    """Declare every node parameter with its descriptor; return the values in effect."""
+    declared = node.declare_parameters('', [
+        (name, defaults[name], describe(name, defaults[name])) for name in PARAMETERS])
+    values = {p.name: p.value for p in declared}
+    for name, value in values.items():
+        problem = check_choice(name, value)
+        if problem:
+            raise SpecError(f'parameter {problem}')
+    return values
+
+
+def check_choice(name: str, value: Any) -> Optional[str]:
+    """Return why a value is not one of the parameter's choices, or None."""
+    choices = PARAMETERS[name].choices if name in PARAMETERS else ()
+    if choices and value not in choices:
+        return f'{name}: {value!r} is not one of {list(choices)}'
+    return None
+
+
+def drivable_names(value: Sequence[str]) -> Tuple[str, ...]:
+    """Return the class names of a drivable_classes value (blank entries mean none)."""
+    return tuple(name.strip() for name in value if name and name.strip())
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The parameters that apply on the next frame; replaced as a whole on every change."""
+
+    drivable_classes: Tuple[str, ...] = ()
+    overlay_alpha: float = 0.5
+    publish_color: bool = True
+    publish_overlay: bool = True
+    publish_confidence: bool = True
+    expected_rate: float = 0.0
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> 'RuntimeSettings':
+        """Build the settings from parameter values (other keys are ignored)."""
+        return cls(drivable_classes=drivable_names(values['drivable_classes']),
+                   overlay_alpha=float(values['overlay_alpha']),
+                   publish_color=bool(values['publish_color']),
+                   publish_overlay=bool(values['publish_overlay']),
+                   publish_confidence=bool(values['publish_confidence']),
+                   expected_rate=float(values['expected_rate']))
+
+
+def class_parameters(spec: Any) -> List[Parameter]:
+    """Return the read-only class parameters describing a ModelSpec."""
+    classes = sorted(spec.classes, key=lambda c: c.id)
+    colors = [int(v) for c in classes for v in c.color]
+    return [Parameter('classes.ids', Parameter.Type.INTEGER_ARRAY, [int(c.id) for c in classes]),
+            Parameter('classes.names', Parameter.Type.STRING_ARRAY, [c.name for c in classes]),
+            Parameter('classes.colors', Parameter.Type.INTEGER_ARRAY, colors)]
+
+
+def publish_class_parameters(node: Node, spec: Any) -> None:
+    """Declare (first time) or update the read-only classes.* parameters from a model spec.
+
+    rclpy has no public way for a node to update its own read-only parameter, so the read-only
+    flag is lifted for the duration of the update (``Node._descriptors`` exists in rclpy from
+    Humble to Kilted); external ``set_parameters`` calls are still rejected.
+    """
+    parameters = class_parameters(spec)
+    for parameter in parameters:
+        if not node.has_parameter(parameter.name):
+            descriptor = ParameterDescriptor(
+                name=parameter.name, description=CLASS_PARAMETER_INFO[parameter.name],
+                read_only=True, type=parameter.type_.value)
+            node.declare_parameter(parameter.name, parameter.value, descriptor)
+            continue
+        descriptor = node._descriptors[parameter.name]
+        descriptor.read_only = False
+        try:
+            results = node.set_parameters([parameter])
+        finally:
+            descriptor.read_only = True
+        if not results[0].successful:
+            raise SpecError(f'{parameter.name}: could not update ({results[0].reason})')
