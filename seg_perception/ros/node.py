@@ -21,6 +21,7 @@ newest frame in a one-frame slot; one worker thread decodes, segments and publis
 serving with the old model, then replaces the model reference between two frames.
 """
 
+from dataclasses import dataclass
 import sys
 import threading
 import time
@@ -56,6 +57,17 @@ OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
 OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
 EXECUTOR_THREADS = 3
 WORKER_POLL_S = 0.5
+
+
+@dataclass
+class Frame:
+    """A received frame on its way to the worker (image is None until decoded)."""
+
+    msg: Any
+    received: float
+    image: Optional[np.ndarray] = None
+    encoding: str = ''
+    decode_ms: float = 0.0
 
 
 class SegmentationNode(LifecycleNode):
@@ -260,10 +272,24 @@ class SegmentationNode(LifecycleNode):
 
     # -- input ---------------------------------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
-        """Store the newest frame for the worker; a frame still waiting is dropped."""
+        """Check the frame and store it for the worker; a frame still waiting is dropped.
+
+        A raw image is validated here (a view of the message buffer, no copy, microseconds), so
+        a malformed frame is counted as rejected the moment it arrives; a compressed image is
+        decoded by the worker, so that frames which get dropped are never decoded.
+        """
+        received = time.perf_counter()
         stamp = msg.header.stamp
         self._stats.frame_received(stamp.sec + stamp.nanosec * 1e-9)
-        self._slot.put((msg, time.perf_counter()))
+        frame = Frame(msg, received)
+        if not self._compressed:
+            try:
+                frame.image, frame.encoding = image_from_msg(msg, self.input_topic)
+            except InputError as error:
+                self._reject(error.reason, str(error))
+                return
+            frame.decode_ms = (time.perf_counter() - received) * 1e3
+        self._slot.put(frame)
 
     def _reject(self, reason: str, message: str) -> None:
         """Count a rejected frame; log it once per reason and error_log_period."""
@@ -284,9 +310,8 @@ class SegmentationNode(LifecycleNode):
             frame = self._slot.take()
             if frame is None:
                 return
-            msg, received = frame
             try:
-                self._process(msg, received)
+                self._process(frame)
             except Exception as error:  # noqa: BLE001 - the worker must survive any frame
                 self._reject('processing_failed', f'{type(error).__name__}: {error}')
 
@@ -296,20 +321,18 @@ class SegmentationNode(LifecycleNode):
                 self._outputs[name].get_subscription_count() > 0
                 for name, gate in OPTIONAL_OUTPUTS.items()}
 
-    def _process(self, msg: Any, received: float) -> None:
-        """Decode, segment and publish one frame with the input's header."""
+    def _process(self, frame: 'Frame') -> None:
+        """Decode (compressed input), segment and publish one frame with the input's header."""
         started = time.perf_counter()
-        timings = {'queue': (started - received) * 1e3}
-        try:
-            if self._compressed:
+        timings = {'queue': (started - frame.received) * 1e3, 'decode': frame.decode_ms}
+        msg, image, encoding = frame.msg, frame.image, frame.encoding
+        if image is None:
+            try:
                 image, encoding = image_from_compressed_msg(msg, self.input_topic)
-            else:
-                image, encoding = image_from_msg(msg, self.input_topic)
-        except InputError as error:
-            self._reject(error.reason, str(error))
-            return
-        decoded = time.perf_counter()
-        timings['decode'] = (decoded - started) * 1e3
+            except InputError as error:
+                self._reject(error.reason, str(error))
+                return
+            timings['decode'] = (time.perf_counter() - started) * 1e3
         segmenter, settings = self._segmenter, self._settings
         if segmenter is None:
             return

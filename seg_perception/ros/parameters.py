@@ -20,7 +20,6 @@ are validated here (choices, class names) so that the node only applies valid va
 """
 
 from dataclasses import dataclass
-import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -29,8 +28,8 @@ from rclpy.parameter import Parameter
 import yaml
 
 from seg_perception.core.errors import SpecError
+from seg_perception.ros.dds import config_file
 
-PACKAGE = 'seg_perception'
 DEFAULTS_FILE_NAME = 'segmentation.yaml'
 NODE_NAME = 'segmentation'
 
@@ -101,20 +100,7 @@ CLASS_PARAMETER_INFO: Dict[str, str] = {
 
 def defaults_path() -> str:
     """Return the path of config/segmentation.yaml (source tree first, then the ament share)."""
-    source_tree = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), 'config', DEFAULTS_FILE_NAME)
-    if os.path.exists(source_tree):
-        return source_tree
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = os.path.join(get_package_share_directory(PACKAGE), 'config',
-                                 DEFAULTS_FILE_NAME)
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed
-        installed = ''
-    if installed and os.path.exists(installed):
-        return installed
-    raise SpecError(f'{source_tree}: node defaults file not found (nor in the share folder of '
-                    f'{PACKAGE})')
+    return config_file(DEFAULTS_FILE_NAME)
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
