@@ -1,0 +1,179 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The launch file, the parameter file and the node's declared parameters cannot drift apart.
+
+launch_ros is not installable from PyPI, so the launch file is parsed (ast), not executed; where
+launch_ros is importable a real launch runs the node. The node's declared parameters are read
+from a running node process (autostart off: no model needed) through its parameter services.
+"""
+
+import ast
+import importlib.util
+import os
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+import yaml
+
+from seg_perception.ros.dds import apply_profile, PROFILE_VARIABLE
+from seg_perception.ros.parameters import CLASS_PARAMETERS, load_defaults, PARAMETERS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCH_FILE = os.path.join(REPO, 'launch', 'segment.launch.py')
+DEFAULTS_FILE = os.path.join(REPO, 'config', 'segmentation.yaml')
+REQUIRED_ARGUMENTS = {'model_path', 'image_topic', 'input_transport', 'params_file',
+                      'namespace', 'use_rviz', 'log_level'}
+
+apply_profile()  # before any rclpy.init in this process
+
+
+def launch_constants() -> dict:
+    """Return the module-level constants of the launch file (literal values only)."""
+    tree = ast.parse(open(LAUNCH_FILE, encoding='utf-8').read(), LAUNCH_FILE)
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return constants
+
+
+def test_launch_file_declares_the_documented_arguments():
+    constants = launch_constants()
+    assert set(constants['ARGUMENTS']) == REQUIRED_ARGUMENTS
+    tree = ast.parse(open(LAUNCH_FILE, encoding='utf-8').read())
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_launch_description' in functions
+    # every argument the file reads is declared
+    read = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call) and
+            getattr(n.func, 'id', '') == 'LaunchConfiguration' and
+            isinstance(n.args[0], ast.Constant)}
+    assert read <= set(constants['ARGUMENTS'])
+
+
+def test_launch_file_forwards_only_declared_node_parameters():
+    constants = launch_constants()
+    forwarded = set(constants['NODE_PARAMETER_ARGUMENTS'])
+    assert forwarded <= set(constants['ARGUMENTS'])
+    assert forwarded <= set(PARAMETERS)
+    assert forwarded <= set(load_defaults(DEFAULTS_FILE))
+
+
+def test_launch_file_references_shipped_files():
+    constants = launch_constants()
+    for key in ('PARAMS_FILE', 'RVIZ_CONFIG', 'DDS_PROFILE'):
+        assert os.path.isfile(os.path.join(REPO, *constants[key])), key
+    assert constants['PROFILE_VARIABLE'] == PROFILE_VARIABLE
+    assert constants['NODE_EXECUTABLE'] == 'segmentation_node'
+    assert constants['NODE_NAME'] == 'segmentation'
+
+
+def test_shipped_dds_profile_has_a_32mb_segment_and_loopback_udp():
+    root = ElementTree.parse(os.path.join(REPO, 'config', 'fastdds_shm.xml')).getroot()
+    ns = {'dds': 'http://www.eprosima.com'}
+    segments = [int(e.text) for e in root.iterfind('.//dds:segment_size', ns)]
+    assert segments == [32 * 1024 * 1024]
+    addresses = [e.text for e in root.iterfind('.//dds:interfaceWhiteList/dds:address', ns)]
+    assert addresses == ['127.0.0.1']
+    builtin = root.find('.//dds:useBuiltinTransports', ns)
+    assert builtin is not None and builtin.text == 'false'
+
+
+def test_rviz_config_shows_input_overlay_labels_and_drivable_mask():
+    with open(os.path.join(REPO, 'config', 'segmentation.rviz'), encoding='utf-8') as stream:
+        layout = yaml.safe_load(stream)
+    topics = {d['Topic']['Value'] for d in layout['Visualization Manager']['Displays']
+              if d['Class'] == 'rviz_default_plugins/Image'}
+    assert topics == {'/image', '/segmentation/overlay', '/segmentation/color',
+                      '/segmentation/drivable_mask'}
+
+
+def test_parameter_file_lists_every_parameter_once():
+    with open(DEFAULTS_FILE, encoding='utf-8') as stream:
+        data = yaml.safe_load(stream)
+    assert list(data) == ['/**']
+    assert set(data['/**']['ros__parameters']) == set(PARAMETERS)
+    assert not set(CLASS_PARAMETERS) & set(PARAMETERS)
+
+
+@pytest.mark.ros
+def test_running_node_declares_the_parameter_file_defaults(tmp_path):
+    """A node started without any parameter file reports exactly the YAML defaults."""
+    from rcl_interfaces.srv import DescribeParameters, ListParameters
+
+    from seg_perception.ros.peer import NodeProcess, Peer, wait_until
+
+    defaults = load_defaults(DEFAULTS_FILE)
+    node = NodeProcess({'autostart': False}, name='defaults_check', log_dir=str(tmp_path))
+    peer = Peer('/defaults_check', outputs=(), diagnostics=False)
+    try:
+        lister = peer.node.create_client(ListParameters, '/defaults_check/list_parameters')
+        assert lister.wait_for_service(timeout_sec=60), node.log()
+        names = set(peer._call(lister, ListParameters.Request(), 30).result.names)
+        builtin = {'use_sim_time', 'start_type_description_service'}  # rclpy's own
+        assert names - builtin == set(PARAMETERS), node.log()
+        values = peer.get_parameters(sorted(PARAMETERS))
+        expected = dict(defaults, autostart=False)  # the one value this test overrides
+        for name in PARAMETERS:
+            assert values[name] == expected[name], name
+        describer = peer.node.create_client(DescribeParameters,
+                                            '/defaults_check/describe_parameters')
+        assert describer.wait_for_service(timeout_sec=30)
+        descriptors = peer._call(describer, DescribeParameters.Request(
+            names=sorted(PARAMETERS)), 30).descriptors
+        for descriptor in descriptors:
+            info = PARAMETERS[descriptor.name]
+            assert descriptor.read_only == info.read_only, descriptor.name
+            assert descriptor.description == info.description
+            if info.float_range:
+                assert descriptor.floating_point_range[0].step == 0.0
+        # read-only parameters refuse changes at run time, with a reason
+        result = peer.set_parameters({'backend': 'torch'})[0]
+        assert not result.successful and 'read-only' in result.reason
+        # ranges from the descriptors are enforced
+        result = peer.set_parameters({'overlay_alpha': 1.5})[0]
+        assert not result.successful
+        assert wait_until(node.running, 1.0)
+    finally:
+        peer.close()
+        assert node.stop() == 0, node.log()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('launch_ros') is None,
+                    reason='launch_ros is not installable from PyPI; runs on a ROS install')
+def test_launch_file_runs_the_node(labels_model):  # pragma: no cover - needs a ROS install
+    import launch
+
+    spec = importlib.util.spec_from_file_location('segment_launch', LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    service = launch.LaunchService(argv=[f'model_path:={labels_model}'])
+    service.include_launch_description(description)
+    from seg_perception.ros.peer import Peer, wait_until
+    import threading
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    peer = Peer()
+    try:
+        assert peer.wait_for_node(60)
+        assert wait_until(lambda: peer.class_tables, 30)
+    finally:
+        peer.close()
+        service.shutdown()
+        thread.join(30)
