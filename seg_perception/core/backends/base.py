@@ -1,0 +1,120 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The interface every inference backend implements, and checks they share."""
+
+from abc import ABC, abstractmethod
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from seg_perception.core.errors import BackendError, ModelLoadError
+
+PRECISIONS = ('fp32', 'fp16', 'int8')
+
+
+class Backend(ABC):
+    """
+    One loaded model that maps an input tensor to its first output.
+
+    Attributes set by every implementation: ``name`` (registry name), ``provider`` (what runs it,
+    e.g. ``CPUExecutionProvider``, ``TensorRT``, ``torch-cuda:0``), ``precision`` (what it runs
+    at, or ``as-exported`` when the file decides), ``input_name``, ``input_shape`` (None for
+    dynamic dimensions) and ``input_dtype`` (``'uint8'`` or ``'float32'``).
+    """
+
+    name: str = 'base'
+
+    def __init__(self, model_path: str) -> None:
+        self.model_path = model_path
+        self.provider = ''
+        self.precision = 'fp32'
+        self.input_name = ''
+        self.input_shape: Tuple[Optional[int], ...] = ()
+        self.input_dtype = 'float32'
+
+    @abstractmethod
+    def metadata(self) -> Dict[str, str]:
+        """Return the key/value metadata of the model file (where the ModelSpec JSON lives)."""
+
+    @abstractmethod
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on one input tensor; return its first output as a numpy array."""
+
+    def close(self) -> None:
+        """Release the model and any device memory; the backend is unusable afterwards."""
+
+    def describe(self) -> Dict[str, str]:
+        """Return what runs the model, for logs and diagnostics."""
+        return {'backend': self.name, 'provider': self.provider, 'precision': self.precision,
+                'model_path': self.model_path,
+                'input': f'{self.input_name} {list(self.input_shape)} {self.input_dtype}'}
+
+    def __enter__(self) -> 'Backend':
+        """Return self, so a backend can be used in a ``with`` block."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the backend."""
+        self.close()
+
+
+def check_model_file(path: str, kind: str = 'model') -> str:
+    """Return the path if it names a non-empty readable file, else raise ModelLoadError."""
+    if not path:
+        raise ModelLoadError(f'no {kind} file given')
+    if not os.path.exists(path):
+        raise ModelLoadError(f'{path}: {kind} file not found')
+    if not os.path.isfile(path):
+        raise ModelLoadError(f'{path}: is not a file')
+    if os.path.getsize(path) == 0:
+        raise ModelLoadError(f'{path}: {kind} file is empty')
+    if not os.access(path, os.R_OK):
+        raise ModelLoadError(f'{path}: {kind} file is not readable')
+    return path
+
+
+def check_precision(precision: str) -> str:
+    """Return the precision if known, else raise BackendError listing the choices."""
+    if precision not in PRECISIONS:
+        raise BackendError(f'unknown precision {precision!r}; choose one of {list(PRECISIONS)}')
+    return precision
+
+
+def parse_device(device: str) -> Tuple[str, int]:
+    """
+    Parse a device string into (kind, index).
+
+    ``''`` -> ('auto', 0): the best available; ``'cpu'``; ``'cuda'``, ``'cuda:1'``, ``'gpu'`` or
+    a bare index ``'1'`` -> ('cuda', index). Anything else raises BackendError.
+    """
+    text = (device or '').strip().lower()
+    if text in ('', 'auto'):
+        return 'auto', 0
+    if text == 'cpu':
+        return 'cpu', 0
+    if text.isdigit():
+        return 'cuda', int(text)
+    kind, _, index = text.partition(':')
+    if kind in ('cuda', 'gpu') and (not index or index.isdigit()):
+        return 'cuda', int(index or 0)
+    raise BackendError(f'unknown device {device!r}; use "" (auto), "cpu", "cuda" or "cuda:N"')
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """Return an exception as one short line: its type and first message line."""
+    text = str(error).strip().splitlines()
+    first = next((line.strip() for line in text if line.strip()), '')
+    return f'{type(error).__name__}: {first[:limit]}'

@@ -1,0 +1,195 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Torch backend (registry name ``torch``): TorchScript, ``torch.export`` or a zoo checkpoint.
+
+Three kinds of file, on CPU or CUDA (torch is imported only here, and only when used):
+
+* TorchScript (``torch.jit.save``, usually ``.pt``) and ``torch.export`` programs (``.pt2``)
+  that implement their spec's input/output contract; the spec JSON may be stored in the file's
+  extra files under :data:`~seg_perception.core.spec.METADATA_KEY`, else in a sidecar YAML.
+* A checkpoint of a :mod:`seg_perception.models.zoo` network (state dict) next to a sidecar
+  ``<checkpoint>.yaml`` spec whose ``architecture`` is ``arch`` or ``arch/backbone``; the backend
+  builds the network and adds what the spec promises (uint8 input normalized inside, NHWC input,
+  argmax output), so the same Preprocessor/Postprocessor drive every backend.
+"""
+
+import logging
+import os
+from typing import Any, Dict
+
+import numpy as np
+
+from seg_perception.core.backends.base import (Backend, check_model_file, check_precision,
+                                               one_line, parse_device)
+from seg_perception.core.errors import BackendError, ModelLoadError, SegPerceptionError
+from seg_perception.core.spec import load_spec, METADATA_KEY, ModelSpec
+
+LOGGER = logging.getLogger('seg_perception')
+EXPORTED_PROGRAM_SUFFIX = '.pt2'
+
+
+def import_torch() -> Any:
+    """Return the torch module or raise BackendError saying what to install."""
+    try:
+        import torch
+    except ImportError as error:
+        raise BackendError(f'torch backend: torch is not importable ({one_line(error)}); '
+                           'pip install "seg_perception[export]"') from None
+    return torch
+
+
+def spec_adapter(torch: Any, network: Any, spec: ModelSpec) -> Any:
+    """Wrap a zoo network (normalized float NCHW -> logits) so it honours ``spec``'s contract."""
+
+    class SpecAdapter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+            scale = 255.0 if spec.input_dtype == 'uint8' else 1.0
+            mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * scale
+            std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * scale
+            self.register_buffer('mean', mean)
+            self.register_buffer('std', std)
+
+        def forward(self, pixels: Any) -> Any:
+            if spec.input_layout == 'nhwc':
+                pixels = pixels.permute(0, 3, 1, 2)
+            pixels = pixels.float()
+            if spec.input_dtype == 'uint8':
+                pixels = (pixels - self.mean) / self.std
+            logits = self.network(pixels)
+            if isinstance(logits, dict):
+                logits = logits['out']
+            if spec.output_kind == 'labels':
+                return logits.argmax(dim=1).to(torch.uint8)
+            return logits
+
+    return SpecAdapter()
+
+
+class TorchBackend(Backend):
+    """Run a TorchScript / torch.export file or a zoo checkpoint with torch."""
+
+    name = 'torch'
+
+    def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
+                 num_threads: int = 0, engine_cache_dir: str = '') -> None:
+        super().__init__(model_path)
+        torch = self._torch = import_torch()
+        check_precision(precision)
+        check_model_file(model_path, 'torch model')
+        kind, index = parse_device(device)
+        if kind == 'cuda' and not torch.cuda.is_available():
+            raise BackendError(f'torch backend: device {device!r} asked for CUDA but torch '
+                               f'{torch.__version__} sees no GPU')
+        use_cuda = kind == 'cuda' or (kind == 'auto' and torch.cuda.is_available())
+        self._device = torch.device(f'cuda:{index}' if use_cuda else 'cpu')
+        if precision == 'int8':
+            raise BackendError('torch backend: precision int8 is not supported; export an INT8 '
+                               'ONNX model and use the onnxruntime backend')
+        self._half = precision == 'fp16' and use_cuda
+        if precision == 'fp16' and not use_cuda:
+            LOGGER.warning('torch backend: fp16 needs CUDA; running fp32 on the CPU')
+        self.precision = 'fp16' if self._half else 'fp32'
+        if num_threads > 0:
+            torch.set_num_threads(int(num_threads))  # process-wide in torch
+        self._metadata: Dict[str, str] = {}
+        self._model = self._load(torch).to(self._device).eval()
+        self.provider = f'torch-{self._device}'
+        spec = self._spec_or_none()
+        if spec is not None:
+            self.input_dtype = spec.input_dtype
+            hw = (spec.input_height, spec.input_width)
+            self.input_shape = (1, 3) + hw if spec.input_layout == 'nchw' else (1,) + hw + (3,)
+        self.input_name = 'input'
+        LOGGER.info('torch: %s runs on %s, precision %s', os.path.basename(model_path),
+                    self._device, self.precision)
+
+    def _spec_or_none(self) -> Any:
+        try:
+            return load_spec(self.model_path, self._metadata)
+        except SegPerceptionError:
+            return None
+
+    def _load(self, torch: Any) -> Any:
+        """Load the file as an exported program, TorchScript, or checkpoint + sidecar spec."""
+        path = self.model_path
+        extra = {METADATA_KEY: ''}
+        if path.endswith(EXPORTED_PROGRAM_SUFFIX):
+            try:
+                program = torch.export.load(path, extra_files=extra)
+            except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
+                raise ModelLoadError(f'{path}: not a loadable torch.export program '
+                                     f'({one_line(error)})') from None
+            self._store_extra(extra)
+            return program.module()
+        try:
+            module = torch.jit.load(path, map_location='cpu', _extra_files=extra)
+            self._store_extra(extra)
+            return module
+        except Exception as script_error:  # noqa: BLE001 - not TorchScript; try a checkpoint
+            reason = one_line(script_error)
+        try:
+            spec = load_spec(path, {})
+        except SegPerceptionError as error:
+            raise ModelLoadError(f'{path}: not TorchScript ({reason}) and no checkpoint spec: '
+                                 f'{error}') from None
+        from seg_perception.models.zoo import create_model, ZooError
+        arch, _, backbone = spec.architecture.partition('/')
+        try:
+            network = create_model(arch, backbone or None, num_classes=spec.num_classes,
+                                   weights=path)
+        except ZooError as error:
+            raise ModelLoadError(f'{path}: spec architecture {spec.architecture!r}: '
+                                 f'{error}') from None
+        return spec_adapter(torch, network, spec)
+
+    def _store_extra(self, extra: Dict[str, Any]) -> None:
+        value = extra.get(METADATA_KEY)
+        if isinstance(value, bytes):
+            value = value.decode('utf-8')
+        if value:
+            self._metadata[METADATA_KEY] = value
+
+    def metadata(self) -> Dict[str, str]:
+        """Return the spec JSON stored in the file's extra files, if any."""
+        return dict(self._metadata)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run one forward pass; return the first output on the host."""
+        torch = self._torch
+        try:
+            with torch.inference_mode():
+                inputs = torch.from_numpy(np.ascontiguousarray(tensor)).to(self._device)
+                if self._half:
+                    with torch.autocast(device_type='cuda', dtype=torch.float16):
+                        output = self._model(inputs)
+                else:
+                    output = self._model(inputs)
+                if isinstance(output, dict):
+                    output = output['out']
+                elif isinstance(output, (list, tuple)):
+                    output = output[0]
+                if output.dtype == torch.float16:
+                    output = output.float()
+                return output.cpu().numpy()
+        except Exception as error:  # noqa: BLE001 - torch raises many types
+            raise BackendError(f'{self.model_path}: inference failed on a {tensor.shape} '
+                               f'{tensor.dtype} input ({one_line(error)})') from None
+
+    def close(self) -> None:
+        """Drop the model."""
+        self._model = None

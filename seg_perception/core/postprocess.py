@@ -1,0 +1,135 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Model output -> label map (+ confidence) at the camera image's own size.
+
+Logits (1xCxHxW) go through argmax and, when asked, the softmax probability of the winning class
+scaled to 0..255. A model that already outputs labels (argmax fused in the graph, uint8/int32/
+int64) takes the fast path. The letterbox padding is cropped away and the map is resized back to
+the source size with nearest-neighbour sampling only (class ids are never interpolated).
+"""
+
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from seg_perception.core.errors import SpecError
+from seg_perception.core.preprocess import Geometry
+from seg_perception.core.spec import ModelSpec
+
+# Pixel-centre nearest neighbour (INTER_NEAREST samples the top-left corner, shifting the map by
+# half an output pixel); it is also the faster of the two in OpenCV.
+LABEL_INTERPOLATION = cv2.INTER_NEAREST_EXACT
+LABEL_DTYPES = (np.uint8, np.int32, np.int64)
+
+
+def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a label-like map (1 or 3 channels) with nearest-neighbour sampling only."""
+    if array.shape[:2] == (height, width):
+        return np.ascontiguousarray(array)
+    return cv2.resize(array, (width, height), interpolation=LABEL_INTERPOLATION)
+
+
+class Postprocessor:
+    """
+    Turn a model output into labels (and optional confidence) at the source size; callable.
+
+    ``postprocessor(output, geometry, confidence=False) -> (labels, confidence)``: HxW uint8 class
+    ids (255 = unlabeled) and HxW uint8 confidence (softmax max x 255) or None when not asked or
+    when the model outputs labels. :meth:`decode` and :meth:`to_source` split the two steps so
+    callers can run per-pixel work (drivable mask, colors) at the smaller working resolution.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.num_classes = spec.num_classes
+
+    def __call__(self, output: np.ndarray, geometry: Geometry,
+                 confidence: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Return labels (and confidence if asked) at the source image size."""
+        labels, scores = self.decode(output, geometry, confidence)
+        labels = self.to_source(labels, geometry)
+        if scores is not None:
+            scores = self.to_source(scores, geometry)
+        return labels, scores
+
+    def decode(self, output: np.ndarray, geometry: Geometry,
+               confidence: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """
+        Return labels (and confidence) of the image content at the output's resolution.
+
+        The letterbox padding is cropped away; the result still has to go through
+        :meth:`to_source` to reach the camera size.
+        """
+        output = np.asarray(output)
+        if self.spec.output_kind == 'labels' or output.dtype in LABEL_DTYPES:
+            labels = self._labels_from_ids(output)
+            scores = None
+        else:
+            labels, scores = self._labels_from_logits(output, confidence)
+        rows, cols = geometry.content_slices(labels.shape)
+        labels = labels[rows, cols]
+        if scores is not None:
+            scores = scores[rows, cols]
+        return labels, scores
+
+    def to_source(self, array: np.ndarray, geometry: Geometry) -> np.ndarray:
+        """Resize a map of the content region (labels, mask, colors) to the source size."""
+        return resize_nearest(array, geometry.source_height, geometry.source_width)
+
+    def working_is_smaller(self, output_hw: Tuple[int, int], geometry: Geometry) -> bool:
+        """Return True when the content at output resolution is no larger than the source."""
+        rows, cols = geometry.content_slices(output_hw)
+        return (rows.stop - rows.start <= geometry.source_height
+                and cols.stop - cols.start <= geometry.source_width)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _describe(self, output: np.ndarray) -> str:
+        return f'{self.spec.source}: model output of shape {output.shape} ({output.dtype})'
+
+    def _labels_from_ids(self, output: np.ndarray) -> np.ndarray:
+        if output.ndim == 4 and output.shape[:2] == (1, 1):
+            output = output[0, 0]
+        elif output.ndim == 3 and output.shape[0] == 1:
+            output = output[0]
+        if output.ndim != 2:
+            raise SpecError(f'{self._describe(output)} is not a 1xHxW label map '
+                            f'(spec output_kind {self.spec.output_kind!r})')
+        if output.dtype == np.uint8:
+            return output
+        if output.dtype not in LABEL_DTYPES:
+            raise SpecError(f'{self._describe(output)}: labels must be uint8, int32 or int64')
+        valid = (output >= 0) & (output < self.num_classes)
+        return np.where(valid, output, 255).astype(np.uint8)
+
+    def _labels_from_logits(self, output: np.ndarray,
+                            confidence: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        if output.ndim == 4 and output.shape[0] == 1:
+            output = output[0]
+        if output.ndim != 3 or not np.issubdtype(output.dtype, np.floating):
+            raise SpecError(f'{self._describe(output)} is not 1xCxHxW float logits '
+                            f'(spec output_kind {self.spec.output_kind!r})')
+        if output.shape[0] != self.num_classes:
+            raise SpecError(f'{self._describe(output)} has {output.shape[0]} classes but the '
+                            f'spec lists {self.num_classes}')
+        labels = np.argmax(output, axis=0).astype(np.uint8)
+        if not confidence:
+            return labels, None
+        logits = output.astype(np.float32, copy=False)
+        best = logits.max(axis=0)
+        total = np.exp(logits - best).sum(axis=0)  # softmax of the best class = 1 / total
+        scores = np.clip(np.rint(255.0 / total), 0, 255).astype(np.uint8)
+        return labels, scores

@@ -1,0 +1,248 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Segmenter: one call from a camera image to a :class:`SegResult`; owns a backend.
+
+``Segmenter(model_path).process(image, encoding='rgb8')`` preprocesses per the model's spec, runs
+the backend, and returns labels and the drivable mask at the image's own size, plus confidence,
+colors and an overlay when asked, with per-stage timings in milliseconds. Per-pixel work after
+inference (drivable mask, colors) runs at the smaller of model and camera resolution and is then
+upscaled with nearest-neighbour sampling, which gives the same result as running it at camera
+size (see :mod:`seg_perception.core.drivable`).
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from seg_perception.core.backends import create_backend
+from seg_perception.core.colorize import blend, colorize, DEFAULT_ALPHA, palette_lut
+from seg_perception.core.defaults import default_model_path
+from seg_perception.core.drivable import drivable_mask, DrivableConfig
+from seg_perception.core.errors import InputError, SpecError
+from seg_perception.core.imagecodec import check_array
+from seg_perception.core.postprocess import Postprocessor
+from seg_perception.core.preprocess import Geometry, Preprocessor, to_rgb
+from seg_perception.core.spec import load_spec, ModelSpec
+
+STAGES = ('preprocess', 'infer', 'postprocess', 'drivable', 'colorize', 'total')
+
+
+@dataclass
+class SegResult:
+    """
+    What :meth:`Segmenter.process` returns; every map has the input image's height and width.
+
+    ``labels``: uint8 class ids (255 = unlabeled); ``drivable``: uint8 0/255; ``confidence``:
+    uint8 softmax probability x 255 of the winning class (logits models, when asked); ``color`` and
+    ``overlay``: HxWx3 uint8 RGB (when asked); ``timings``: milliseconds per stage (``preprocess``,
+    ``infer``, ``postprocess``, ``drivable``, ``colorize``, ``total``). The arrays are new for
+    every call, so results can be kept or handed to other threads.
+    """
+
+    labels: np.ndarray
+    drivable: np.ndarray
+    confidence: Optional[np.ndarray] = None
+    color: Optional[np.ndarray] = None
+    overlay: Optional[np.ndarray] = None
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+class OutputStages:
+    """
+    Everything after inference: labels, drivable mask, confidence, colors and overlay.
+
+    Separate from :class:`Segmenter` so ``seg-perception bench --core`` times exactly this code
+    without a model.
+    """
+
+    def __init__(self, spec: ModelSpec, drivable_config: Optional[DrivableConfig] = None) -> None:
+        self.spec = spec
+        self.postprocessor = Postprocessor(spec)
+        self.lut = palette_lut(spec.palette())
+        self.drivable_config = drivable_config or DrivableConfig()
+
+    def run(self, output: np.ndarray, geometry: Geometry, drivable_ids: Sequence[int],
+            confidence: bool = False, color: bool = False,
+            overlay_rgb: Optional[np.ndarray] = None,
+            overlay_alpha: float = DEFAULT_ALPHA) -> SegResult:
+        """Return a SegResult (timings for postprocess, drivable, colorize) from a model output."""
+        post = self.postprocessor
+        clock = time.perf_counter
+        start = clock()
+        gate = self.drivable_config.min_confidence > 0
+        small_labels, small_scores = post.decode(output, geometry, confidence or gate)
+        labels = post.to_source(small_labels, geometry)
+        scores = (post.to_source(small_scores, geometry)
+                  if confidence and small_scores is not None else None)
+        small = (small_labels.shape[0] <= geometry.source_height
+                 and small_labels.shape[1] <= geometry.source_width)
+        after_post = clock()
+        if small:
+            mask = post.to_source(drivable_mask(small_labels, drivable_ids, small_scores,
+                                                config=self.drivable_config), geometry)
+        else:
+            full_scores = scores
+            if full_scores is None and small_scores is not None:
+                full_scores = post.to_source(small_scores, geometry)
+            mask = drivable_mask(labels, drivable_ids, full_scores, config=self.drivable_config)
+        after_drivable = clock()
+        colors = blended = None
+        if color or overlay_rgb is not None:
+            colors = (post.to_source(colorize(small_labels, self.lut), geometry) if small
+                      else colorize(labels, self.lut))
+            if overlay_rgb is not None:
+                blended = blend(overlay_rgb, colors, labels, overlay_alpha)
+        end = clock()
+        timings = {'postprocess': (after_post - start) * 1e3,
+                   'drivable': (after_drivable - after_post) * 1e3,
+                   'colorize': (end - after_drivable) * 1e3}
+        return SegResult(labels=labels, drivable=mask, confidence=scores,
+                         color=colors if color else None, overlay=blended, timings=timings)
+
+
+class Segmenter:
+    """
+    Semantic segmentation of camera images with one model; ROS-free.
+
+    ``model_path`` empty or None takes the bundled default model. ``backend`` is ``auto``,
+    ``onnxruntime``, ``tensorrt`` or ``torch``; ``device``, ``precision``, ``num_threads`` and
+    ``engine_cache_dir`` go to the backend. ``drivable_classes`` (names) overrides the spec's
+    drivable classes. :meth:`process` is not thread-safe (buffers are reused); use one Segmenter
+    per thread.
+    """
+
+    def __init__(self, model_path: Optional[str] = None, backend: str = 'auto',
+                 device: str = '', precision: str = 'fp32', num_threads: int = 0,
+                 engine_cache_dir: str = '', drivable_classes: Optional[Iterable[str]] = None,
+                 drivable_config: Optional[DrivableConfig] = None) -> None:
+        self.model_path = model_path or default_model_path()
+        self.backend = create_backend(backend, self.model_path, device=device,
+                                      precision=precision, num_threads=num_threads,
+                                      engine_cache_dir=engine_cache_dir)
+        try:
+            self.spec = load_spec(self.model_path, self.backend.metadata())
+            self._check_backend_input()
+            self._pre = Preprocessor(self.spec)
+            self._stages = OutputStages(self.spec, drivable_config)
+            self.drivable_classes = (list(drivable_classes) if drivable_classes is not None
+                                     else list(self.spec.drivable_classes))
+        except BaseException:
+            self.backend.close()
+            raise
+        self.overlay_alpha = DEFAULT_ALPHA
+        self._ids_cache: Dict[Tuple[str, ...], List[int]] = {}
+
+    # -- configuration ---------------------------------------------------------------------------
+    @property
+    def drivable_classes(self) -> List[str]:
+        """Return the names of the classes the drivable mask is made of."""
+        return list(self._drivable_classes)
+
+    @drivable_classes.setter
+    def drivable_classes(self, names: Iterable[str]) -> None:
+        names = [names] if isinstance(names, str) else list(names)
+        self._drivable_ids = self.spec.class_ids(names)  # SpecError for unknown names
+        self._drivable_classes = names
+
+    @property
+    def drivable_config(self) -> DrivableConfig:
+        """Return the drivable mask clean-up parameters."""
+        return self._stages.drivable_config
+
+    @drivable_config.setter
+    def drivable_config(self, config: DrivableConfig) -> None:
+        self._stages.drivable_config = config
+
+    def _check_backend_input(self) -> None:
+        """Reject a spec whose input contract the loaded model cannot take."""
+        spec, backend = self.spec, self.backend
+        if backend.input_dtype and backend.input_dtype != spec.input_dtype:
+            raise SpecError(f'{spec.source}: field "input_dtype" is {spec.input_dtype!r} but '
+                            f'the model input {backend.input_name!r} is {backend.input_dtype}')
+        shape = backend.input_shape
+        if len(shape) == 4:
+            hw = shape[2:] if spec.input_layout == 'nchw' else shape[1:3]
+            expected = (spec.input_height, spec.input_width)
+            if all(d is not None for d in hw) and tuple(hw) != expected:
+                raise SpecError(f'{spec.source}: input size {expected[0]}x{expected[1]} '
+                                f'({spec.input_layout}) does not match the model input '
+                                f'{list(shape)}')
+
+    def _ids_for(self, names: Optional[Iterable[str]]) -> List[int]:
+        if names is None:
+            return self._drivable_ids
+        key = (names,) if isinstance(names, str) else tuple(names)
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            ids = self.spec.class_ids(list(key))
+            self._ids_cache[key] = ids
+        return ids
+
+    # -- processing ----------------------------------------------------------------------------
+    def process(self, image: np.ndarray, encoding: str = 'rgb8', confidence: bool = False,
+                color: bool = False, overlay: bool = False,
+                drivable_classes: Optional[Iterable[str]] = None,
+                overlay_alpha: Optional[float] = None) -> SegResult:
+        """
+        Segment one image given in a sensor_msgs encoding; return a :class:`SegResult`.
+
+        ``confidence`` needs a model with logits output (else it stays None). ``drivable_classes``
+        overrides the classes for this call; ``overlay_alpha`` defaults to ``self.overlay_alpha``.
+        Bad images raise InputError naming what is wrong (reason codes as in
+        :mod:`seg_perception.core.imagecodec`).
+        """
+        clock = time.perf_counter
+        start = clock()
+        check_array(image, encoding)
+        ids = self._ids_for(drivable_classes)
+        alpha = self.overlay_alpha if overlay_alpha is None else float(overlay_alpha)
+        if overlay and not 0.0 <= alpha <= 1.0:
+            raise InputError(f'overlay alpha {alpha} is outside [0, 1]', 'bad_parameter')
+        tensor, geometry = self._pre(image, encoding)
+        after_pre = clock()
+        output = self.backend.infer(tensor)
+        after_infer = clock()
+        rgb = to_rgb(image, encoding) if overlay else None
+        result = self._stages.run(output, geometry, ids, confidence=confidence, color=color,
+                                  overlay_rgb=rgb, overlay_alpha=alpha)
+        end = clock()
+        timings = {'preprocess': (after_pre - start) * 1e3,
+                   'infer': (after_infer - after_pre) * 1e3}
+        timings.update(result.timings)
+        timings['total'] = (end - start) * 1e3
+        result.timings = {stage: timings.get(stage, 0.0) for stage in STAGES}
+        return result
+
+    def describe(self) -> Dict[str, Any]:
+        """Return backend, provider, precision, model path and spec summary."""
+        return {'backend': self.backend.name, 'provider': self.backend.provider,
+                'precision': self.backend.precision, 'model_path': self.model_path,
+                'spec': self.spec.summary(), 'num_classes': self.spec.num_classes,
+                'drivable_classes': self.drivable_classes}
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+    def __enter__(self) -> 'Segmenter':
+        """Return self for use in a ``with`` block."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the backend."""
+        self.close()
