@@ -152,24 +152,36 @@ class Trainer:
     def load(self, path: str) -> None:
         """Continue a run from ``last.pt`` (model, optimizer, epoch, history, RNG)."""
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state['model'])
-        self.optimizer.load_state_dict(state['optimizer'])
+        model_state = self.model.state_dict()
+        self.model.load_state_dict({k: v.to(model_state[k].dtype)
+                                    for k, v in state['model'].items()})
+        if 'optimizer' in state:
+            self.optimizer.load_state_dict(state['optimizer'])
         self.epoch = state['epoch']
-        self.best_miou = state['best_miou']
-        self.history = state['history']
-        self.rng.bit_generator.state = state['rng']
-        torch.set_rng_state(state['torch_rng'])
+        self.best_miou = state.get('best_miou', state.get('miou', -1.0))
+        self.history = state.get('history', [])
+        if 'rng' in state:
+            self.rng.bit_generator.state = state['rng']
+            torch.set_rng_state(state['torch_rng'])
 
     def save(self, best: bool) -> None:
-        """Write last.pt every epoch (atomically) and best.pt (fp16) on a new best."""
+        """Write last.pt every epoch (atomically), resume.pt and best.pt (fp16, small).
+
+        ``resume.pt`` holds the fp16 weights of the latest epoch with its epoch and history (no
+        optimizer state): small enough to commit so a run survives a lost machine; ``--resume``
+        takes it (AdamW moments restart) as well as the full ``last.pt``.
+        """
         state = {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
                  'epoch': self.epoch, 'best_miou': self.best_miou, 'history': self.history,
                  'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
                  'config': asdict(self.config)}
         atomic_torch_save(state, os.path.join(self.config.out, 'last.pt'))
+        half = {k: (v.half() if v.is_floating_point() else v)
+                for k, v in self.model.state_dict().items()}
+        atomic_torch_save({'model': half, 'epoch': self.epoch, 'best_miou': self.best_miou,
+                           'history': self.history, 'config': asdict(self.config)},
+                          os.path.join(self.config.out, 'resume.pt'))
         if best:
-            half = {k: (v.half() if v.is_floating_point() else v)
-                    for k, v in self.model.state_dict().items()}
             atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
                                'arch': self.config.arch, 'backbone': self.config.backbone,
                                'num_classes': self.num_classes, 'classes': self.config.classes,
@@ -201,7 +213,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}', lr=f'{lr:.2e}')
         return float(np.mean(losses)) if losses else math.nan
 
@@ -228,10 +240,9 @@ class Trainer:
             self.history.append(row)
             self.save(best)
             self.write_logs()
-            if self.progress:
-                shown = f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})' \
-                    if 'val_miou' in row else ''
-                print(f'epoch {self.epoch}/{config.epochs} loss {loss:.3f} {shown} '
+            shown = f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})' \
+                if 'val_miou' in row else ''
+            print(f'epoch {self.epoch}/{config.epochs} loss {loss:.3f} {shown} '
                       f'{row["seconds"]:.0f}s', flush=True)
         return self.history[-1] if self.history else {}
 
