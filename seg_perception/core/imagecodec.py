@@ -26,7 +26,7 @@ Compressed images go through :func:`decode_compressed` (OpenCV ``imdecode``, rea
 
 from dataclasses import dataclass
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -101,13 +101,17 @@ def encoding_info(encoding: str, source: str = 'image') -> EncodingInfo:
     return info
 
 
-def check_size(height: int, width: int, source: str = 'image') -> None:
-    """Reject empty and oversized images (reasons ``empty`` and ``too_large``)."""
+def check_size(height: int, width: int, source: str = 'image',
+               info: Optional[EncodingInfo] = None) -> None:
+    """Reject empty, oversized and (for YUV 4:2:2) odd-width images."""
     if height <= 0 or width <= 0:
         raise InputError(f'{source}: empty image ({height}x{width})', 'empty')
     if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
         raise InputError(f'{source}: image {height}x{width} is too large (limit {MAX_SIDE} '
                          f'pixels a side, {MAX_PIXELS} pixels in all)', 'too_large')
+    if info is not None and info.kind == 'yuv422' and width % 2:
+        raise InputError(f'{source}: YUV 4:2:2 image width {width} is odd (pixel pairs share '
+                         'chroma)', 'size_mismatch')
 
 
 def check_array(image: Any, encoding: str, source: str = 'image') -> EncodingInfo:
@@ -125,7 +129,7 @@ def check_array(image: Any, encoding: str, source: str = 'image') -> EncodingInf
     if image.ndim not in (2, 3) or channels != info.channels:
         raise InputError(f'{source}: array of shape {image.shape} does not fit encoding '
                          f'{encoding!r} (expected {info.shape_text()})', 'wrong_shape')
-    check_size(image.shape[0], image.shape[1], source)
+    check_size(image.shape[0], image.shape[1], source, info)
     if image.dtype != np.dtype(info.dtype):
         raise InputError(f'{source}: array dtype {image.dtype} does not fit encoding '
                          f'{encoding!r} (expected {info.dtype})', 'wrong_dtype')
@@ -167,7 +171,7 @@ def image_from_buffer(data: Any, height: int, width: int, encoding: str, step: i
     if height <= 0 or width <= 0 or buffer.size == 0:
         raise InputError(f'{source}: empty image ({height}x{width}, {buffer.size} data bytes)',
                          'empty')
-    check_size(height, width, source)
+    check_size(height, width, source, info)
     row_bytes = width * info.channels * info.itemsize
     if step < row_bytes:
         raise InputError(f'{source}: step {step} is smaller than a {encoding} row of width '
