@@ -55,6 +55,7 @@ class FrameJob:
     source_message: Optional[bagio.BagMessage] = None
     skip: Optional[str] = None
     skip_message: str = ''
+    load_extras: Dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,9 +83,10 @@ def decode(job: FrameJob) -> Frame:
     try:
         image, encoding = job.load_image()
         gt = job.load_gt() if job.load_gt is not None else None
+        extras = {name: load() for name, load in job.load_extras.items()}
     except InputError as error:
         return Frame(job, skip=error.reason, skip_message=str(error))
-    frame = Frame(job, image=image, encoding=encoding, gt=gt)
+    frame = Frame(job, image=image, encoding=encoding, gt=gt, extras=extras)
     if gt is not None and gt.shape[:2] != image.shape[:2]:
         frame.skip = 'size_mismatch'
         frame.skip_message = (f'{job.name}: ground truth is {gt.shape[1]}x{gt.shape[0]}, the '

@@ -1,0 +1,279 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception infer``: run the core Segmenter over every frame of a bag or image folder.
+
+Deterministic and offline: no DDS, no dropped frames. Writes label PNGs (lossless class ids, 255 =
+unlabeled), drivable masks and overlays into ``--out``, and/or an output bag (``--out-bag``)
+with the node's topics (``/segmentation/labels``, ``drivable_mask``, ``overlay``) carrying the
+input headers plus a copy of the input images, so a drive can be re-watched in Foxglove or RViz.
+A corrupt or truncated input bag stops the run after writing every frame read before the
+damage; the tool then exits 1 naming where the bag broke.
+"""
+
+import argparse
+import os
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+SAVE_CHOICES = ('labels', 'drivable', 'overlay', 'color', 'confidence')
+DEFAULT_SAVE = ('labels', 'drivable', 'overlay')
+OUT_BAG_NAMESPACE = '/segmentation'
+OVERLAY_JPEG_QUALITY = 90
+INDEX_FILE = 'frames.csv'
+# image topics with these words are label maps, not cameras (for picking the default topic)
+NOT_CAMERA_WORDS = ('label', 'mask', 'segmentation', 'overlay', 'confidence')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the infer options."""
+    from seg_perception.tools import pipeline
+
+    pipeline.add_model_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--bag', metavar='BAG', help='ROS 2 bag (dir, .mcap, .db3) or ROS 1 .bag')
+    source.add_argument('--images', metavar='DIR', help='folder of .png/.jpg frames')
+    parser.add_argument('--topic', metavar='T',
+                        help='image topic of --bag (Image or CompressedImage); default: the '
+                             'only camera image topic of the bag')
+    parser.add_argument('--out', metavar='OUT', help='output folder for PNG/JPEG files')
+    parser.add_argument('--save', nargs='+', choices=SAVE_CHOICES, default=list(DEFAULT_SAVE),
+                        help='what to write into --out (default: %(default)s)')
+    parser.add_argument('--out-bag', metavar='OUT_BAG',
+                        help='also write a bag (X.mcap, X.db3, X.bag or a folder) with '
+                             f'{OUT_BAG_NAMESPACE}/labels, drivable_mask and overlay')
+    parser.add_argument('--no-input-copy', action='store_true',
+                        help='do not copy the input images into --out-bag')
+    parser.add_argument('--alpha', type=float, metavar='A',
+                        help='overlay color weight in [0, 1] (default: the core default)')
+    parser.add_argument('--every', type=int, default=1, metavar='N', help='use every N-th frame')
+    parser.add_argument('--max', type=int, metavar='N', help='stop after N frames')
+    pipeline.add_pool_arguments(parser)
+
+
+def choose_image_topic(reader: Any, topic: Optional[str]) -> str:
+    """Return topic, or the bag's only image topic; several or none raise DataError."""
+    from seg_perception.core.errors import DataError
+    from seg_perception.tools import bagio
+
+    if topic:
+        return topic
+    candidates = reader.topics_of_type(bagio.IMAGE_TYPES)
+    cameras = [t for t in candidates if not any(word in t for word in NOT_CAMERA_WORDS)]
+    if len(cameras) == 1:
+        return cameras[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not reader.topics():
+        raise DataError(f'{reader.path}: the bag is empty (no topics)')
+    which = 'no image topic' if not candidates else f'{len(candidates)} image topics'
+    raise DataError(f'{reader.path}: {which}; choose one with --topic '
+                    f'({reader.describe_topics()})')
+
+
+def _expected_frames(count: int, every: int, limit: Optional[int]) -> Optional[int]:
+    """Return how many frames a topic of count messages gives (None when unknown)."""
+    if not count:
+        return None
+    expected = -(-count // every)
+    return min(expected, limit) if limit else expected
+
+
+def _unique_names(jobs: Iterable[Any]) -> Iterator[Any]:
+    """Rename jobs whose name repeats (a looped bag repeats stamps) by appending the index."""
+    seen = set()
+    for job in jobs:
+        if job.name in seen:
+            job.name = f'{job.name}_{job.index:06d}'
+        seen.add(job.name)
+        yield job
+
+
+class Outputs:
+    """Writes one frame's results: image files (write pool) and bag messages (main thread)."""
+
+    def __init__(self, args: argparse.Namespace, spec: Any, reader: Any) -> None:
+        import time
+
+        from seg_perception.core import colorize
+        from seg_perception.tools import bagio, make_bag
+
+        self.out = args.out
+        self.save = set(args.save) if args.out else set()
+        self.alpha = colorize.DEFAULT_ALPHA if args.alpha is None else args.alpha
+        self.palette = spec.palette()
+        self.reader = reader
+        self.copy_input = not args.no_input_copy
+        self.bag: Optional[Any] = None
+        self.index_lines: List[str] = []
+        self.period_ns = int(1e9 / make_bag.DEFAULT_RATE_HZ)
+        self.start_ns = int(time.time() * 1e9)
+        if self.out:
+            for kind in self.save:
+                os.makedirs(os.path.join(self.out, kind), exist_ok=True)
+        if args.out_bag:
+            self.bag = bagio.BagWriter(args.out_bag)
+        self.topics = {kind: f'{OUT_BAG_NAMESPACE}/{kind}'
+                       for kind in ('labels', 'drivable_mask', 'overlay')}
+
+    @property
+    def wants_confidence(self) -> bool:
+        """Return whether the confidence output is requested."""
+        return 'confidence' in self.save
+
+    def stamp_of(self, frame: Any) -> Tuple[int, int]:
+        """Return (header stamp, log time) of a frame; image folders get 10 Hz stamps."""
+        job = frame.job
+        if job.stamp is not None:
+            return job.stamp, job.log_time if job.log_time is not None else job.stamp
+        stamp = self.start_ns + job.index * self.period_ns
+        return stamp, stamp
+
+    def write(self, frame: Any, result: Any) -> Dict[str, Any]:
+        """Write the files of one frame; return its bag messages and index line (worker)."""
+        import cv2
+
+        from seg_perception.core import colorize
+        from seg_perception.core.preprocess import to_rgb
+
+        name = frame.name
+        images: Dict[str, Any] = {'labels': result.labels,
+                                  'drivable': result.drivable}
+        needs_overlay = 'overlay' in self.save or self.bag is not None
+        if needs_overlay:
+            rgb = to_rgb(frame.image, frame.encoding)
+            images['overlay'] = colorize.overlay(rgb, result.labels, self.palette, self.alpha)
+        if 'color' in self.save:
+            images['color'] = colorize.colorize(result.labels, self.palette)
+        if 'confidence' in self.save and getattr(result, 'confidence', None) is not None:
+            images['confidence'] = result.confidence
+        for kind in self.save:
+            if kind not in images:
+                continue
+            image = images[kind]
+            if image.ndim == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            if kind == 'overlay':
+                path = os.path.join(self.out, kind, f'{name}.jpg')
+                params = [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY]
+            else:
+                path = os.path.join(self.out, kind, f'{name}.png')
+                params = []
+            if not cv2.imwrite(path, image, params):
+                from seg_perception.core.errors import DataError
+                raise DataError(f'{path}: cannot write (disk full or no permission?)')
+        stamp, log_time = self.stamp_of(frame)
+        height, width = result.labels.shape
+        line = f'{frame.job.index},{name},{stamp},{frame.job.frame_id},{width},{height}'
+        return {'messages': self._messages(frame, images, stamp) if self.bag else [],
+                'log_time': log_time, 'line': line}
+
+    def _messages(self, frame: Any, images: Dict[str, Any], stamp: int) -> List[Tuple]:
+        """Return the bag entries of a frame: (topic, message) or (topic, type, CDR bytes)."""
+        from seg_perception.tools import bagio
+
+        store = self.bag.store
+        header = bagio.make_header(store, stamp, frame.job.frame_id, seq=frame.job.index)
+        messages: List[Tuple] = []
+        source = frame.job.source_message
+        if self.copy_input and source is not None and not self.bag.ros1:
+            # the input message as recorded (converted to CDR if it came from a ROS 1 bag)
+            messages.append((source.topic, source.msgtype, self.reader.to_cdr(source, store)))
+        elif self.copy_input:
+            # image folders, or a ROS 1 output: the decoded pixels as a raw Image
+            topic = bagio.DEFAULT_IMAGE_TOPIC
+            if source is not None:
+                topic = source.topic if source.msgtype == bagio.IMAGE else \
+                    source.topic.rsplit('/compressed', 1)[0]
+            messages.append((topic, bagio.make_image(store, frame.image, frame.encoding,
+                                                     header)))
+        for kind, key in (('labels', 'labels'), ('drivable_mask', 'drivable'),
+                          ('overlay', 'overlay')):
+            encoding = 'rgb8' if kind == 'overlay' else 'mono8'
+            messages.append((self.topics[kind], bagio.make_image(store, images[key], encoding,
+                                                                 header)))
+        return messages
+
+    def collect(self, written: Dict[str, Any]) -> None:
+        """Write a frame's bag messages in order (main thread)."""
+        self.index_lines.append(written['line'])
+        if self.bag is None:
+            return
+        for entry in written['messages']:
+            if len(entry) == 3:
+                self.bag.write_raw(entry[0], entry[1], written['log_time'], entry[2])
+            else:
+                self.bag.write(entry[0], written['log_time'], entry[1])
+
+    def close(self) -> None:
+        """Write the frame index and finish the bag."""
+        if self.out:
+            os.makedirs(self.out, exist_ok=True)
+            with open(os.path.join(self.out, INDEX_FILE), 'w', encoding='utf-8') as stream:
+                stream.write('index,name,stamp_ns,frame_id,width,height\n')
+                stream.write(''.join(line + '\n' for line in self.index_lines))
+        if self.bag is not None:
+            self.bag.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every frame; print one summary line; exit 1 if the input bag was damaged."""
+    from seg_perception.core.errors import DataError
+    from seg_perception.tools import bagio, frames, pipeline
+
+    if not args.out and not args.out_bag:
+        raise DataError('nothing to write: give --out DIR and/or --out-bag OUT.mcap')
+    if args.every < 1 or (args.max is not None and args.max < 1):
+        raise DataError('--every and --max must be at least 1')
+    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
+        raise DataError(f'--alpha {args.alpha} is outside [0, 1]')
+    reader = None
+    try:
+        if args.bag:
+            reader = bagio.BagReader(args.bag)
+            reader.open()
+            topic = choose_image_topic(reader, args.topic)
+            reader.require_topic(topic, bagio.IMAGE_TYPES, 'image topic')
+            jobs: Iterable[Any] = frames.bag_jobs(reader, topic, args.every, args.max)
+            total = _expected_frames(reader.topics()[topic].count, args.every, args.max)
+            source = f'{args.bag}:{topic}'
+        else:
+            job_list, _ = frames.folder_jobs(args.images, every=args.every, limit=args.max)
+            jobs, total, source = job_list, len(job_list), args.images
+        if args.out_bag and os.path.exists(args.out_bag):
+            raise DataError(f'{args.out_bag}: exists already; remove it or choose another '
+                            'output')
+        segmenter = pipeline.load_segmenter(args)
+        outputs = Outputs(args, segmenter.spec, reader)
+        timing = pipeline.Timing()
+        skips = pipeline.SkipCounter()
+        options = {'confidence': True} if outputs.wants_confidence else {}
+        try:
+            error = pipeline.run_loop(_unique_names(jobs),
+                                      pipeline.timed_segment(segmenter, timing, **options),
+                                      outputs.write, outputs.collect, skips, timing,
+                                      args.workers, total, 'infer')
+        finally:
+            outputs.close()
+    finally:
+        if reader is not None:
+            reader.close()
+    written = [p for p in (args.out, args.out_bag) if p]
+    skipped = f', {skips.total} skipped ({skips.text()})' if skips.total else ''
+    print(f'infer: {timing.frames} frames from {source}{skipped} -> {", ".join(written)} | '
+          f'{timing.summary_line()}')
+    for reason, message in skips.examples.items():
+        print(f'  skipped ({reason}), e.g.: {message}')
+    if error is not None:
+        raise error
+    return 0

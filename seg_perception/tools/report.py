@@ -1,0 +1,306 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Evaluation reports: ``metrics.json``, ``report.md`` and a self-contained ``report.html``.
+
+The HTML embeds its matplotlib figures as PNG data URIs (per-class IoU bars, the row-normalized
+confusion matrix, a strip of the worst and best frames, the latency histogram), so the one file
+can be attached to a ticket or a CI artifact. An incomplete run (a corrupt bag) says so at the
+top of every file.
+"""
+
+import base64
+from dataclasses import dataclass
+import html
+import io
+import json
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+METRICS_FILE = 'metrics.json'
+MARKDOWN_FILE = 'report.md'
+HTML_FILE = 'report.html'
+
+
+@dataclass
+class Thumbnail:
+    """A small picture of one frame for the worst/best strip."""
+
+    name: str
+    score: float
+    prediction: np.ndarray  # RGB overlay of the prediction on the image (or its colors)
+    ground_truth: np.ndarray  # RGB colors of the ground truth
+
+
+def json_safe(value: Any) -> Any:
+    """Return value with NaN/inf as None and numpy scalars/arrays as plain Python."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def _number(value: Optional[float], digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return 'n/a'
+    return f'{value:.{digits}f}'
+
+
+# -- figures -------------------------------------------------------------------------------------
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
+    import matplotlib.pyplot as plt
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode('ascii')
+
+
+def _pyplot() -> Any:
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def figure_iou(class_names: Sequence[str], iou: Sequence[Optional[float]],
+               colors: Optional[np.ndarray] = None) -> str:
+    """Return a base64 PNG of the per-class IoU bar chart (classes absent from the set: n/a)."""
+    plt = _pyplot()
+    values = [v if v is not None else 0.0 for v in iou]
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.55 * len(class_names)), 3.6))
+    bar_colors = [tuple(c / 255.0) for c in colors] if colors is not None else None
+    bars = axes.bar(range(len(values)), values, color=bar_colors, edgecolor='black')
+    for bar, value in zip(bars, iou):
+        axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01,
+                  'n/a' if value is None else f'{value:.2f}', ha='center', va='bottom',
+                  fontsize=8)
+    axes.set_xticks(range(len(values)))
+    axes.set_xticklabels(class_names, rotation=45, ha='right')
+    axes.set_ylim(0, 1.08)
+    axes.set_ylabel('IoU')
+    axes.set_title('Per-class IoU')
+    return _png(figure)
+
+
+def figure_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> str:
+    """Return a base64 PNG heat map of the confusion matrix, each GT row normalized to 1."""
+    plt = _pyplot()
+    matrix = np.asarray(confusion, np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalized = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    size = max(5.0, 0.5 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    image = axes.imshow(normalized, cmap='viridis', vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(class_names)))
+    axes.set_xticklabels(class_names, rotation=45, ha='right')
+    axes.set_yticks(range(len(class_names)))
+    axes.set_yticklabels(class_names)
+    axes.set_xlabel('prediction')
+    axes.set_ylabel('ground truth')
+    axes.set_title('Confusion matrix (rows normalized)')
+    if len(class_names) <= 20:
+        for row in range(normalized.shape[0]):
+            for col in range(normalized.shape[1]):
+                if normalized[row, col] >= 0.01:
+                    axes.text(col, row, f'{normalized[row, col]:.2f}', ha='center',
+                              va='center', fontsize=6,
+                              color='white' if normalized[row, col] < 0.6 else 'black')
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    return _png(figure)
+
+
+def figure_strip(worst: Sequence[Thumbnail], best: Sequence[Thumbnail]) -> Optional[str]:
+    """Return a base64 PNG: worst then best frames, prediction overlay beside ground truth."""
+    rows = [('worst', t) for t in worst] + [('best', t) for t in best]
+    if not rows:
+        return None
+    plt = _pyplot()
+    height, width = rows[0][1].prediction.shape[:2]
+    figure, axes = plt.subplots(len(rows), 2, squeeze=False,
+                                figsize=(7.0, len(rows) * 3.5 * height / width + 0.4))
+    for (group, thumb), (left, right) in zip(rows, axes):
+        left.imshow(thumb.prediction)
+        right.imshow(thumb.ground_truth)
+        left.set_title(f'{group}: {thumb.name}  mIoU {_number(thumb.score, 3)}', fontsize=8)
+        right.set_title('ground truth', fontsize=8)
+        for axis in (left, right):
+            axis.axis('off')
+    return _png(figure)
+
+
+def figure_latency(latencies: Dict[str, Sequence[float]]) -> Optional[str]:
+    """Return a base64 PNG histogram of the per-frame latency of each stage (ms)."""
+    series = {k: np.asarray(v, np.float64) for k, v in latencies.items() if len(v)}
+    if not series:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.0, 3.6))
+    high = max(float(np.percentile(v, 99.5)) for v in series.values())
+    bins = np.linspace(0.0, max(high, 1e-3) * 1.05, 50)
+    for name, values in series.items():
+        axes.hist(np.clip(values, 0, bins[-1]), bins=bins, alpha=0.55, label=name)
+    axes.set_xlabel('ms per frame')
+    axes.set_ylabel('frames')
+    axes.set_title('Latency per stage')
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+# -- text ----------------------------------------------------------------------------------------
+def _headline(metrics: Dict[str, Any]) -> List[str]:
+    lines = []
+    if not metrics.get('complete', True):
+        lines.append(f'INCOMPLETE: {metrics.get("error")}; the numbers cover the frames read '
+                     'before the failure only.')
+    return lines
+
+
+def _rows(metrics: Dict[str, Any]) -> Dict[str, List[List[str]]]:
+    """Return the report tables as rows of strings (shared by Markdown and HTML)."""
+    seg = metrics.get('segmentation', {})
+    frames = metrics.get('frames', {})
+    drivable = metrics.get('drivable') or {}
+    summary = [['mIoU', _number(seg.get('miou'))],
+               ['pixel accuracy', _number(seg.get('pixel_accuracy'))]]
+    if drivable:
+        summary += [['drivable IoU', _number(drivable.get('iou'))],
+                    ['drivable precision', _number(drivable.get('precision'))],
+                    ['drivable recall', _number(drivable.get('recall'))]]
+    summary += [['frames evaluated', str(frames.get('evaluated', 0))],
+                ['frames skipped', str(frames.get('skipped', 0))]]
+    if frames.get('gt_without_image'):
+        summary.append(['labels without an image', str(frames['gt_without_image'])])
+    throughput = metrics.get('throughput') or {}
+    if throughput.get('segmenter_ms_per_frame') is not None:
+        summary.append(['segmenter ms/frame', _number(throughput['segmenter_ms_per_frame'], 2)])
+        summary.append(['tool overhead ms/frame (% of segmenter)',
+                        f'{_number(throughput.get("overhead_ms_per_frame"), 2)} '
+                        f'({_number(throughput.get("overhead_percent"), 1)} %)'])
+    classes = [[name, _number(value), str(seg.get('gt_pixels', {}).get(name, ''))]
+               for name, value in seg.get('iou', {}).items()]
+    skipped = [[reason, str(count)] for reason, count in frames.get('skip_reasons', {}).items()]
+    latency = [[stage, _number(v.get('p50'), 2), _number(v.get('p95'), 2),
+                _number(v.get('p99'), 2), _number(v.get('mean'), 2)]
+               for stage, v in (metrics.get('latency_ms') or {}).items()]
+    return {'summary': summary, 'classes': classes, 'skipped': skipped, 'latency': latency}
+
+
+HEADERS = {
+    'summary': ['metric', 'value'],
+    'classes': ['class', 'IoU', 'GT pixels'],
+    'skipped': ['skip reason', 'frames'],
+    'latency': ['stage', 'p50 ms', 'p95 ms', 'p99 ms', 'mean ms'],
+}
+TITLES = {'summary': 'Summary', 'classes': 'Per-class IoU', 'skipped': 'Skipped frames',
+          'latency': 'Latency per stage'}
+
+
+def render_markdown(metrics: Dict[str, Any]) -> str:
+    """Return the report as Markdown."""
+    lines = [f'# Segmentation evaluation: {metrics.get("title", "")}'.rstrip(), '']
+    lines += [f'**{line}**' for line in _headline(metrics)]
+    for key, value in _source_lines(metrics):
+        lines.append(f'- {key}: {value}')
+    lines.append('')
+    for key, rows in _rows(metrics).items():
+        if not rows:
+            continue
+        lines += [f'## {TITLES[key]}', '', '| ' + ' | '.join(HEADERS[key]) + ' |',
+                  '|' + '---|' * len(HEADERS[key])]
+        lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+        lines.append('')
+    lines.append('Classes absent from both ground truth and prediction are n/a and left out of '
+                 'the mean; the ignore index is excluded. Figures: see report.html.')
+    return '\n'.join(lines) + '\n'
+
+
+def _source_lines(metrics: Dict[str, Any]) -> List[List[str]]:
+    lines = []
+    model = metrics.get('model') or {}
+    if model:
+        lines.append(['model', f'{model.get("path")} ({model.get("summary", "")})'])
+    for key, value in (metrics.get('input') or {}).items():
+        if value not in (None, ''):
+            lines.append([key, str(value)])
+    if metrics.get('created'):
+        lines.append(['created', metrics['created']])
+    return lines
+
+
+def render_html(metrics: Dict[str, Any], figures: Dict[str, Optional[str]]) -> str:
+    """Return a self-contained HTML report with the figures embedded."""
+    esc = html.escape
+    parts = ['<!DOCTYPE html><html><head><meta charset="utf-8">',
+             f'<title>Segmentation evaluation {esc(str(metrics.get("title", "")))}</title>',
+             '<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}'
+             'table{border-collapse:collapse;margin:0.5em 0 1.5em}'
+             'td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}'
+             'td:first-child,th:first-child{text-align:left}'
+             '.bad{background:#fdd;border:2px solid #c00;padding:0.6em;font-weight:bold}'
+             'img{max-width:100%}</style></head><body>',
+             f'<h1>Segmentation evaluation {esc(str(metrics.get("title", "")))}</h1>']
+    parts += [f'<p class="bad">{esc(line)}</p>' for line in _headline(metrics)]
+    parts.append('<ul>' + ''.join(f'<li>{esc(k)}: {esc(v)}</li>'
+                                  for k, v in _source_lines(metrics)) + '</ul>')
+    for key, rows in _rows(metrics).items():
+        if not rows:
+            continue
+        parts.append(f'<h2>{TITLES[key]}</h2><table><tr>'
+                     + ''.join(f'<th>{esc(h)}</th>' for h in HEADERS[key]) + '</tr>')
+        parts += ['<tr>' + ''.join(f'<td>{esc(c)}</td>' for c in row) + '</tr>' for row in rows]
+        parts.append('</table>')
+    for title, key in (('Per-class IoU', 'iou'), ('Confusion matrix', 'confusion'),
+                       ('Worst and best frames', 'strip'), ('Latency', 'latency')):
+        if figures.get(key):
+            parts.append(f'<h2>{title}</h2><img alt="{esc(title)}" '
+                         f'src="data:image/png;base64,{figures[key]}">')
+    parts.append('</body></html>')
+    return '\n'.join(parts) + '\n'
+
+
+def write_report(out_dir: str, metrics: Dict[str, Any], confusion: Optional[np.ndarray],
+                 class_names: Sequence[str], palette: Optional[np.ndarray] = None,
+                 worst: Sequence[Thumbnail] = (), best: Sequence[Thumbnail] = (),
+                 latencies: Optional[Dict[str, Sequence[float]]] = None) -> List[str]:
+    """Write metrics.json, report.md and report.html into out_dir; return their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    metrics = json_safe(metrics)
+    paths = [os.path.join(out_dir, name) for name in (METRICS_FILE, MARKDOWN_FILE, HTML_FILE)]
+    with open(paths[0], 'w', encoding='utf-8') as stream:
+        json.dump(metrics, stream, indent=1)
+        stream.write('\n')
+    with open(paths[1], 'w', encoding='utf-8') as stream:
+        stream.write(render_markdown(metrics))
+    figures: Dict[str, Optional[str]] = {}
+    iou = list((metrics.get('segmentation') or {}).get('iou', {}).values())
+    if confusion is not None and np.asarray(confusion).sum() > 0:
+        colors = palette[:len(class_names)] if palette is not None else None
+        figures['iou'] = figure_iou(class_names, iou, colors)
+        figures['confusion'] = figure_confusion(confusion, class_names)
+    figures['strip'] = figure_strip(worst, best)
+    figures['latency'] = figure_latency(latencies or {})
+    with open(paths[2], 'w', encoding='utf-8') as stream:
+        stream.write(render_html(metrics, figures))
+    return paths
