@@ -105,10 +105,15 @@ def check_output_path(out_path: str) -> str:
         raise ExportError(f'{out_path}: output path is a directory, give a file name')
     if not os.path.isdir(folder):
         raise ExportError(f'{out_path}: output directory {folder} does not exist')
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExportError(f'{out_path}: output directory {folder} is not writable')
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ExportError(f'{out_path}: output file exists and is not writable')
+    try:  # a real probe: permission bits say nothing for root or read-only mounts
+        handle, probe = tempfile.mkstemp(dir=folder, prefix='.seg_perception_probe_')
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ExportError(f'{out_path}: output directory {folder} is not writable '
+                          f'({error.strerror})') from None
     return path
 
 
