@@ -22,7 +22,7 @@ in docs/node.md (dotted snake case, units in the name).
 import collections
 import threading
 import time
-from typing import Counter, Deque, Dict, List, Mapping, Optional
+from typing import Counter, Deque, Dict, Iterable, List, Mapping, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 import numpy as np
@@ -48,6 +48,7 @@ class NodeStats:
         self.received = 0
         self.published = 0
         self.rejected: Counter[str] = collections.Counter()
+        self.outputs: Counter[str] = collections.Counter()
         self.lost_upstream = 0
         self.expected_rate = 0.0
         self._last_stamp: Optional[float] = None
@@ -78,10 +79,11 @@ class NodeStats:
             self.rejected[reason] += 1
             self.last_error = message
 
-    def frame_published(self, timings_ms: Mapping[str, float]) -> None:
-        """Record the stage latencies of a published frame."""
+    def frame_published(self, timings_ms: Mapping[str, float], outputs: Iterable[str]) -> None:
+        """Record the stage latencies of a published frame and which outputs it went to."""
         with self._lock:
             self.published += 1
+            self.outputs.update(outputs)
             for stage, value in timings_ms.items():
                 if stage in self._latency:
                     self._latency[stage].append(float(value))
@@ -120,6 +122,8 @@ class NodeStats:
             }
             for reason, count in sorted(self.rejected.items()):
                 values[f'rejected.{reason}'] = str(count)
+            for output, count in sorted(self.outputs.items()):
+                values[f'published.{output}'] = str(count)
             if self.last_error:
                 values['last_error'] = self.last_error
         for stage in STAGES:

@@ -83,6 +83,8 @@ class SegmentationNode(LifecycleNode):
         self._slot: LatestFrameSlot = LatestFrameSlot()
         self._segmenter: Any = None
         self._swap_lock = threading.Lock()
+        self._retired_lock = threading.Lock()
+        self._retired: List[Any] = []
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._subscription: Any = None
@@ -215,7 +217,10 @@ class SegmentationNode(LifecycleNode):
             if publisher is not None:
                 self.destroy_publisher(publisher)
         self._class_publisher = self._diagnostics_publisher = None
-        self._segmenter = None
+        self._close_retired()
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
 
     def stop_worker(self) -> None:
         """Stop the inference worker (idempotent)."""
@@ -264,6 +269,8 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(reason)
             return reason
         self._segmenter = segmenter  # the worker picks it up at its next frame
+        with self._retired_lock:
+            self._retired.append(old)  # closed by the worker once it is done with it
         self._announce_model(segmenter)
         self.get_logger().info(
             f'now serving {segmenter.describe().get("model_path", model_path)} '
@@ -308,12 +315,20 @@ class SegmentationNode(LifecycleNode):
         """Process the newest frame, forever, until the slot is closed."""
         while True:
             frame = self._slot.take()
+            self._close_retired()
             if frame is None:
                 return
             try:
                 self._process(frame)
             except Exception as error:  # noqa: BLE001 - the worker must survive any frame
                 self._reject('processing_failed', f'{type(error).__name__}: {error}')
+
+    def _close_retired(self) -> None:
+        """Close models replaced by a swap (the worker no longer uses them)."""
+        with self._retired_lock:
+            retired, self._retired = self._retired, []
+        for segmenter in retired:
+            segmenter.close()
 
     def _wanted(self, settings: RuntimeSettings) -> Dict[str, bool]:
         """Return which optional outputs are enabled and subscribed right now."""
@@ -357,6 +372,7 @@ class SegmentationNode(LifecycleNode):
         header = msg.header
         self._outputs['labels'].publish(image_to_msg(result.labels, 'mono8', header))
         self._outputs['drivable_mask'].publish(image_to_msg(result.drivable, 'mono8', header))
+        published = ['labels', 'drivable_mask']
         for name in OPTIONAL_OUTPUTS:
             array = getattr(result, name, None)
             if wanted[name] and array is not None:
@@ -364,6 +380,7 @@ class SegmentationNode(LifecycleNode):
                 self._outputs[name].publish(image_to_msg(
                     confidence_to_mono8(array) if name == 'confidence' else array,
                     encoding_out, header))
+                published.append(name)
         done = time.perf_counter()
         timings['publish'] = (done - publish_started) * 1e3
         timings['total'] = (done - started) * 1e3
@@ -371,7 +388,7 @@ class SegmentationNode(LifecycleNode):
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         if stamp_ns > 0:
             timings['stamp_to_publish'] = (now_ns - stamp_ns) / 1e6
-        self._stats.frame_published(timings)
+        self._stats.frame_published(timings, published)
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -386,6 +403,8 @@ class SegmentationNode(LifecycleNode):
         if segmenter is not None:
             for key, value in segmenter.describe().items():
                 values[key] = str(value)
+            values['drivable_classes'] = str(list(self._settings.drivable_classes) or
+                                             segmenter.spec.drivable_classes)
         rejected = int(values['frames_rejected'])
         level, message = level_and_message(values, self._active, self._rejected_reported)
         self._rejected_reported = rejected

@@ -213,6 +213,22 @@ class Peer:
         """Wait until the node subscribes to our image topic (it is active)."""
         return wait_until(lambda: self.publisher.get_subscription_count() > 0, timeout)
 
+    def wait_ready(self, probe: Any, timeout: float, output: str = 'labels',
+                   period: float = 0.5) -> bool:
+        """Wait for a full round trip: publish probe (restamped) until its output comes back.
+
+        Matching is per topic and asynchronous: the node may see our images before we see its
+        outputs, so only a frame that came back proves both directions are connected.
+        """
+        deadline = time.monotonic() + timeout
+        if not self.wait_for_node(timeout):
+            return False
+        while time.monotonic() < deadline:
+            stamp = self.publish(probe, restamp=True)
+            if self.wait_for_stamp(stamp, period, output) is not None:
+                return True
+        return False
+
     # -- results -------------------------------------------------------------------------------
     def messages(self, output: str = 'labels') -> List[Tuple[int, Any]]:
         """Return [(arrival ns, msg)] of an output received so far."""
