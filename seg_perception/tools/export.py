@@ -1,0 +1,119 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception export``: a zoo model to self-describing ONNX, fp32 or static INT8 QDQ.
+
+Everything cheap is checked before the network is built: the output path, the class table, the
+architecture/backbone names, the input size, the checkpoint and the calibration images. The
+file is written to a temporary name and renamed, so a failure never leaves a partial model.
+"""
+
+import argparse
+
+from seg_perception.core import spec as spec_module
+from seg_perception.models.zoo import ARCHITECTURES
+
+DEFAULT_HEIGHT = 360  # CamVid frames are 480x360
+DEFAULT_WIDTH = 480
+DEFAULT_LAYOUT = 'nhwc'  # camera images are HWC: the transpose happens inside the graph
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the export options."""
+    from seg_perception.models.calibration import DEFAULT_CALIBRATION_IMAGES
+    from seg_perception.models.export import DEFAULT_OPSET
+    from seg_perception.models.quantize import (CALIBRATION_METHODS,
+                                                DEFAULT_CALIBRATION_METHOD, QUANTIZE_CHOICES)
+
+    families = ', '.join(f'{name} ({"/".join(info.backbones)})'
+                         for name, info in ARCHITECTURES.items())
+    parser.add_argument('--arch', required=True, help=f'architecture: {families}')
+    parser.add_argument('--backbone', help='backbone (default: the first listed for --arch)')
+    parser.add_argument('--classes', default='camvid',
+                        help='class table: a YAML path or a bundled name '
+                             f'({", ".join(spec_module.available_class_tables())}); '
+                             'default %(default)s')
+    parser.add_argument('--weights', metavar='CKPT',
+                        help='trained checkpoint (state dict; weights_only load)')
+    parser.add_argument('--height', type=int, default=DEFAULT_HEIGHT,
+                        help='input height (default %(default)s)')
+    parser.add_argument('--width', type=int, default=DEFAULT_WIDTH,
+                        help='input width (default %(default)s)')
+    parser.add_argument('--out', required=True, metavar='MODEL.onnx', help='output file')
+    parser.add_argument('--output', choices=spec_module.OUTPUT_KINDS, default='labels',
+                        help='labels: argmax fused, uint8 label map; logits: C float planes '
+                             '(default %(default)s)')
+    parser.add_argument('--input', choices=spec_module.INPUT_DTYPES, default='uint8',
+                        help='uint8: raw pixels, normalization fused; float32: normalized '
+                             'input (default %(default)s)')
+    parser.add_argument('--layout', choices=spec_module.INPUT_LAYOUTS, default=DEFAULT_LAYOUT,
+                        help='input layout (default %(default)s)')
+    parser.add_argument('--channel-order', choices=spec_module.CHANNEL_ORDERS, default='rgb',
+                        help='input channel order (default %(default)s)')
+    parser.add_argument('--resize-mode', choices=spec_module.RESIZE_MODES, default='resize',
+                        help='how the runtime fits camera frames to the input size '
+                             '(default %(default)s)')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
+                        help='ONNX opset (default %(default)s; graphs only the dynamo exporter '
+                             'can express get at least 18)')
+    parser.add_argument('--dynamic', action='store_true', help='dynamic batch dimension')
+    parser.add_argument('--quantize', choices=QUANTIZE_CHOICES,
+                        help='static QDQ per-channel quantization (needs --calib)')
+    parser.add_argument('--calib', metavar='DIR_OR_BAG',
+                        help='calibration images: an image folder or a bag (file or folder)')
+    parser.add_argument('--calib-count', type=int, default=DEFAULT_CALIBRATION_IMAGES,
+                        help='calibration images used, spread evenly (default %(default)s)')
+    parser.add_argument('--calib-topic', help='image topic of a --calib bag with several')
+    parser.add_argument('--calib-method', choices=CALIBRATION_METHODS,
+                        default=DEFAULT_CALIBRATION_METHOD,
+                        help='activation range calibration (default %(default)s)')
+    parser.add_argument('--no-flops', action='store_true',
+                        help='skip counting GFLOPs (one extra forward pass)')
+    parser.set_defaults(_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the model and print the one-line summary."""
+    parser = args._parser
+    if args.quantize and not args.calib:
+        parser.error('--quantize int8 needs --calib DIR_OR_BAG (real images to calibrate on)')
+    if args.calib and not args.quantize:
+        parser.error('--calib is only used with --quantize int8')
+
+    from seg_perception.models.export import check_output_path, export_model
+    from seg_perception.models.zoo import check_input_size, create_model, resolve_backbone
+
+    check_output_path(args.out)
+    table = spec_module.load_class_table(args.classes)
+    arch, backbone = resolve_backbone(args.arch, args.backbone)
+    check_input_size(arch, backbone, args.height, args.width)
+    spec = spec_module.ModelSpec(
+        classes=table.classes, input_height=args.height, input_width=args.width,
+        architecture=f'{arch}-{backbone}', dataset=table.name, ignore_index=table.ignore_index,
+        drivable_classes=table.drivable, channel_order=args.channel_order,
+        input_dtype=args.input, input_layout=args.layout, output_kind=args.output,
+        resize_mode=args.resize_mode, source=args.out)
+    quantizer = None
+    if args.quantize:
+        from seg_perception.models.calibration import load_calibration_images
+        from seg_perception.models.quantize import make_quantizer
+        images = load_calibration_images(args.calib, args.calib_count, args.calib_topic)
+        quantizer = make_quantizer(images, args.calib_method)
+    model = create_model(arch, backbone, num_classes=table.num_classes, weights=args.weights)
+    print(f'seg-perception export: {arch}-{backbone} {args.height}x{args.width} -> {args.out}'
+          + (f' (int8, calibrating on {args.calib})' if quantizer else ''), flush=True)
+    summary = export_model(model, spec, args.out, opset=args.opset, dynamic=args.dynamic,
+                           count_flops=not args.no_flops, quantizer=quantizer)
+    print(summary.line())
+    return 0
