@@ -204,6 +204,10 @@ class BagReader:
             except _READ_ERRORS as salvage_error:
                 raise DataError(f'{self.path}: cannot open bag: {self.truncated}, and nothing '
                                 f'could be salvaged ({one_line(salvage_error)})') from None
+            if not self._reader.connections:
+                self.close()
+                raise DataError(f'{self.path}: cannot open bag: {self.truncated} before the '
+                                'first complete chunk; nothing can be salvaged')
         except _READ_ERRORS as error:
             raise DataError(f'{self.path}: cannot open bag ({one_line(error)})') from None
 
