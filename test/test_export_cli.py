@@ -1,0 +1,242 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception export`` end to end: summary, INT8 calibration, and every bad input.
+
+The command runs in-process through ``cli.main`` (as the console script does) so the suite does
+not pay a torch import per case; one test runs the installed console script itself.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from conftest import SAMPLES
+from seg_perception.core.spec import load_spec
+from seg_perception.tools import cli
+
+SMALL = ['--height', '96', '--width', '128', '--no-flops']
+SAMPLE_IMAGES = os.path.join(SAMPLES, 'images')
+
+
+def run_export(arguments, capsys):
+    """Run ``seg-perception export`` in-process; return (exit code, stdout, stderr)."""
+    code = cli.main(['export'] + [str(a) for a in arguments])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    """Assert stderr is exactly one error line containing every fragment."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith('seg-perception export: error: ')
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def spec_of(path: str):
+    """Return the spec stored in a model's metadata."""
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return load_spec(path, session.get_modelmeta().custom_metadata_map)
+
+
+def test_export_defaults_and_summary(tmp_path, capsys):
+    """Defaults give uint8 NHWC in, uint8 labels out; the summary names all it should."""
+    out = tmp_path / 'lraspp.onnx'
+    code, stdout, _ = run_export(['--arch', 'lraspp', '--height', '96', '--width', '128',
+                                  '--out', out], capsys)
+    assert code == 0
+    summary = stdout.strip().splitlines()[-1]
+    for fragment in ('lraspp-mobilenet_v3_large', 'M params', 'GFLOPs', 'output labels',
+                     'MB'):
+        assert fragment in summary
+    spec = spec_of(str(out))
+    assert (spec.input_dtype, spec.input_layout, spec.output_kind) == ('uint8', 'nhwc',
+                                                                       'labels')
+    assert (spec.input_height, spec.input_width, spec.dataset) == (96, 128, 'camvid')
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    labels = session.run(None, {'input': np.zeros((1, 96, 128, 3), np.uint8)})[0]
+    assert labels.shape == (1, 96, 128) and labels.dtype == np.uint8
+    assert sorted(os.listdir(tmp_path)) == ['lraspp.onnx']
+
+
+def test_export_with_trained_weights(tmp_path, capsys):
+    """A checkpoint is loaded: the exported logits are the checkpoint's, not a fresh init."""
+    from seg_perception.models.zoo import create_model
+    torch.manual_seed(3)
+    model = create_model('unet', 'resnet18', num_classes=11).eval()
+    checkpoint = tmp_path / 'unet.pt'
+    torch.save({'model': model.state_dict()}, checkpoint)
+    out = tmp_path / 'unet.onnx'
+    code, _, _ = run_export(['--arch', 'unet', '--weights', checkpoint, '--output', 'logits',
+                             '--input', 'float32', '--layout', 'nchw', '--out', out] + SMALL,
+                            capsys)
+    assert code == 0
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    got = session.run(None, {'input': x.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-3
+
+
+def test_export_int8_reports_agreement(tmp_path, capsys):
+    """INT8 with folder calibration: QDQ graph, runs, agreement reported as a percentage."""
+    out = tmp_path / 'int8.onnx'
+    code, stdout, _ = run_export(['--arch', 'lraspp', '--quantize', 'int8', '--calib',
+                                  SAMPLE_IMAGES, '--calib-count', '3', '--out', out] + SMALL,
+                                 capsys)
+    assert code == 0
+    summary = stdout.strip().splitlines()[-1]
+    assert 'int8' in summary and 'on 3 calibration images' in summary
+    agreement = float(summary.split('label agreement ')[1].split(' %')[0])
+    assert 0.0 <= agreement <= 100.0
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear', 'ArgMax'} <= ops
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    labels = session.run(None, {'input': np.zeros((1, 96, 128, 3), np.uint8)})[0]
+    assert labels.shape == (1, 96, 128)
+    assert spec_of(str(out)).output_kind == 'labels'
+
+
+def test_console_script_runs(tmp_path):
+    """The installed ``seg-perception`` entry point exports and exits 0."""
+    script = shutil.which('seg-perception') or os.path.join(os.path.dirname(sys.executable),
+                                                            'seg-perception')
+    out = tmp_path / 'lraspp.onnx'
+    result = subprocess.run([script, 'export', '--arch', 'lraspp', '--out', str(out)] + SMALL,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and 'lraspp-mobilenet_v3_large' in result.stdout
+
+
+# -- bad input: exit 1 with one line, exit 2 for usage, never a file left behind -----------------
+@pytest.mark.parametrize('arguments,fragments', [
+    (['--arch', 'segformer'], ["unknown architecture 'segformer'", 'deeplabv3plus', 'lraspp']),
+    (['--arch', 'deeplabv3plus', '--backbone', 'vgg16'],
+     ["unknown backbone 'vgg16'", 'mobilenet_v2']),
+    (['--arch', 'unet', '--height', '100', '--width', '100'],
+     ['multiples of 32', 'nearest valid size is 96x96']),
+])
+def test_bad_names_and_sizes(arguments, fragments, tmp_path, capsys):
+    """Unknown names list the choices; invalid sizes name the nearest valid one."""
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(arguments + ['--out', out], capsys)
+    assert code == 1
+    assert_one_line_error(err, *fragments)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('trained_as,fragments', [
+    (('lraspp', 5), ['shape mismatches', 'classifier']),
+    (('unet', 11), ['missing keys', 'unexpected keys']),
+])
+def test_wrong_checkpoint(trained_as, fragments, tmp_path, capsys):
+    """A checkpoint of another class count or architecture names the mismatching keys."""
+    from seg_perception.models.zoo import create_model
+    arch, classes = trained_as
+    checkpoint = tmp_path / 'other.pt'
+    torch.save(create_model(arch, num_classes=classes).state_dict(), checkpoint)
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(['--arch', 'lraspp', '--weights', checkpoint, '--out', out]
+                              + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(checkpoint), *fragments)
+    assert len(err) < 600  # the keys are summarized, never a state_dict dump
+    assert sorted(os.listdir(tmp_path)) == ['other.pt']
+
+
+def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
+    """A missing or unreadable checkpoint is one line naming the file."""
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(['--arch', 'lraspp', '--weights', tmp_path / 'none.pt',
+                               '--out', out] + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, 'none.pt', 'not found')
+    garbage = tmp_path / 'garbage.pt'
+    garbage.write_bytes(b'not a checkpoint')
+    code, _, err = run_export(['--arch', 'lraspp', '--weights', garbage, '--out', out]
+                              + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, 'garbage.pt', 'not a readable torch checkpoint')
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('target,fragment', [
+    ('/sys/model.onnx', 'not writable'),
+    ('{tmp}/no/such/dir/model.onnx', 'does not exist'),
+    ('{tmp}', 'is a directory'),
+])
+def test_unwritable_output(target, fragment, tmp_path, capsys):
+    """Output paths that cannot be written fail before any work, naming the path."""
+    out = target.format(tmp=tmp_path)
+    code, _, err = run_export(['--arch', 'lraspp', '--out', out] + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, out, fragment)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('classes_yaml,fragments', [
+    ('name: bad\nclasses:\n  - {id: 0, name: road, color: [1, 2, 3]}\n'
+     '  - {id: 0, name: car, color: [4, 5, 6]}\n', ['duplicate ids [0]']),
+    ('name: bad\nclasses:\n  - {id: 0, name: road, color: [1, 2, 300]}\n',
+     ['color [1, 2, 300]', '0..255']),
+    ('name: bad\nclasses: [\n', ['invalid YAML']),
+])
+def test_bad_classes_file(classes_yaml, fragments, tmp_path, capsys):
+    """A class table with duplicate ids, colors out of range or bad YAML names the file."""
+    classes = tmp_path / 'classes.yaml'
+    classes.write_text(classes_yaml)
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(['--arch', 'lraspp', '--classes', classes, '--out', out]
+                              + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(classes), *fragments)
+    assert not out.exists()
+
+
+def test_empty_calibration_folder(tmp_path, capsys):
+    """INT8 with a folder holding no images fails with one line naming the folder."""
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(['--arch', 'lraspp', '--quantize', 'int8', '--calib', empty,
+                               '--out', out] + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(empty), 'no images')
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('arguments,fragment', [
+    (['--arch', 'lraspp', '--quantize', 'int8'], '--quantize int8 needs --calib'),
+    (['--arch', 'lraspp', '--calib', SAMPLE_IMAGES], '--calib is only used with'),
+    (['--arch', 'lraspp', '--output', 'probabilities'], 'invalid choice'),
+    (['--arch', 'lraspp', '--height', 'tall'], 'invalid int value'),
+])
+def test_usage_errors_exit_2(arguments, fragment, tmp_path, capsys):
+    """Bad usage exits 2 with argparse's message."""
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(SystemExit) as raised:
+        cli.main(['export'] + arguments + ['--out', str(out)])
+    assert raised.value.code == 2
+    assert fragment in capsys.readouterr().err
+    assert not out.exists()
