@@ -56,7 +56,7 @@ def start(model: str, tmp_path_factory, name: str, **parameters):
 
 @pytest.fixture(scope='module')
 def raw(labels_model, tmp_path_factory):
-    """A node on raw images and a peer."""
+    """Run a node on raw images, with a peer."""
     node, peer = start(labels_model, tmp_path_factory, 'segmentation')
     yield node, peer
     peer.close()
@@ -65,7 +65,7 @@ def raw(labels_model, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def compressed(labels_model, tmp_path_factory):
-    """A node on compressed images and a peer publishing CompressedImage."""
+    """Run a node on compressed images, with a peer publishing CompressedImage."""
     node, peer = start(labels_model, tmp_path_factory, 'segmentation_compressed',
                        input_transport='compressed')
     yield node, peer
@@ -75,7 +75,7 @@ def compressed(labels_model, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def reference(labels_model):
-    """The core Segmenter on the same model, in this process."""
+    """Load the core Segmenter on the same model, in this process."""
     with Segmenter(labels_model, num_threads=1) as segmenter:
         yield segmenter
 
@@ -117,7 +117,7 @@ def test_every_encoding_matches_the_core(raw, reference, camvid_samples):
 
 @pytest.mark.parametrize('fmt', ['jpeg', 'png'])
 def test_compressed_input_matches_the_core(compressed, reference, camvid_samples, fmt):
-    """CompressedImage input gives the core's labels on the decoded pixels."""
+    """Compressed input gives the core's labels on the decoded pixels."""
     node, peer = compressed
     rgb = camvid_samples[3][1]
     msg = peer.make_message(rgb, 'rgb8', frame_id=f'cam_{fmt}', fmt=fmt)
