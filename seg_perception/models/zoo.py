@@ -69,6 +69,18 @@ def resolve_backbone(arch: str, backbone: Optional[str] = None) -> Tuple[str, st
     return arch, backbone
 
 
+def nearest_valid_size(arch: str, backbone: Optional[str], height: int,
+                       width: int) -> Tuple[int, int]:
+    """Return the valid (height, width) nearest to the given size for arch/backbone."""
+    arch, backbone = resolve_backbone(arch, backbone)
+    multiple = ARCHITECTURES[arch].size_multiple[backbone]
+
+    def nearest(value: int) -> int:
+        return max(multiple, int(round(value / multiple)) * multiple)
+
+    return nearest(height), nearest(width)
+
+
 def check_input_size(arch: str, backbone: Optional[str], height: int, width: int) -> None:
     """Reject sizes the architecture cannot take, naming the nearest valid size."""
     arch, backbone = resolve_backbone(arch, backbone)
@@ -76,11 +88,10 @@ def check_input_size(arch: str, backbone: Optional[str], height: int, width: int
     if height <= 0 or width <= 0:
         raise ZooError(f'input size {height}x{width} must be positive')
     if height % multiple or width % multiple:
-        def nearest(value: int) -> int:
-            return max(multiple, int(round(value / multiple)) * multiple)
+        valid_height, valid_width = nearest_valid_size(arch, backbone, height, width)
         raise ZooError(f'{arch}/{backbone} needs height and width that are multiples of '
                        f'{multiple}; {height}x{width} is not, the nearest valid size is '
-                       f'{nearest(height)}x{nearest(width)}')
+                       f'{valid_height}x{valid_width}')
 
 
 def _torchvision_builder(arch: str, backbone: str) -> Callable:
