@@ -107,7 +107,7 @@ class TorchBackend(Backend):
         if num_threads > 0:
             torch.set_num_threads(int(num_threads))  # process-wide in torch
         self._metadata: Dict[str, str] = {}
-        self._model = self._load(torch).to(self._device).eval()
+        self._model = self._load(torch)
         self.provider = f'torch-{self._device}'
         spec = self._spec_or_none()
         if spec is not None:
@@ -125,7 +125,7 @@ class TorchBackend(Backend):
             return None
 
     def _load(self, torch: Any) -> Any:
-        """Load the file as an exported program, TorchScript, or checkpoint + sidecar spec."""
+        """Return the model on its device, from an exported program, TorchScript or checkpoint."""
         path = self.model_path
         extra = {METADATA_KEY: ''}
         if path.endswith(EXPORTED_PROGRAM_SUFFIX):
@@ -135,11 +135,14 @@ class TorchBackend(Backend):
                 raise ModelLoadError(f'{path}: not a loadable torch.export program '
                                      f'({one_line(error)})') from None
             self._store_extra(extra)
-            return program.module()
+            if self._device.type != 'cpu':
+                from torch.export.passes import move_to_device_pass
+                program = move_to_device_pass(program, self._device)
+            return program.module()  # exported in eval mode; has no .eval()
         try:
-            module = torch.jit.load(path, map_location='cpu', _extra_files=extra)
+            module = torch.jit.load(path, map_location=self._device, _extra_files=extra)
             self._store_extra(extra)
-            return module
+            return module.eval()
         except Exception as script_error:  # noqa: BLE001 - not TorchScript; try a checkpoint
             reason = one_line(script_error)
         try:
@@ -155,7 +158,7 @@ class TorchBackend(Backend):
         except ZooError as error:
             raise ModelLoadError(f'{path}: spec architecture {spec.architecture!r}: '
                                  f'{error}') from None
-        return spec_adapter(torch, network, spec)
+        return spec_adapter(torch, network, spec).to(self._device).eval()
 
     def _store_extra(self, extra: Dict[str, Any]) -> None:
         value = extra.get(METADATA_KEY)

@@ -1,0 +1,227 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Backends: registry, ONNX Runtime loading errors and providers, TensorRT, torch parity."""
+
+import importlib.util
+import logging
+import pathlib
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from seg_perception.core.backends import (available_backends, CHOICES, create_backend,
+                                          resolve_backend_name)
+from seg_perception.core.backends.onnxruntime import provider_chain
+from seg_perception.core.errors import BackendError, ModelLoadError
+from seg_perception.core.spec import METADATA_KEY, ModelSpec
+
+HAVE_TORCH = importlib.util.find_spec('torch') is not None
+HAVE_TENSORRT = importlib.util.find_spec('tensorrt') is not None
+
+
+def test_registry_names_and_auto():
+    assert CHOICES == ('auto', 'onnxruntime', 'tensorrt', 'torch')
+    assert 'onnxruntime' in available_backends()
+    assert resolve_backend_name('auto', 'm.engine') == 'tensorrt'
+    assert resolve_backend_name('auto', 'm.PLAN') == 'tensorrt'
+    assert resolve_backend_name('auto', 'm.onnx') == 'onnxruntime'
+    assert resolve_backend_name('auto', 'm.pt2') == 'torch'
+    assert resolve_backend_name('torch', 'm.onnx') == 'torch'
+
+
+def test_unknown_backend_and_options_list_the_choices(labels_model):
+    with pytest.raises(BackendError, match=r"'openvino'.*auto.*onnxruntime.*tensorrt.*torch"):
+        create_backend('openvino', labels_model)
+    with pytest.raises(BackendError, match=r"\['batch'\].*num_threads"):
+        create_backend('onnxruntime', labels_model, batch=4)
+    with pytest.raises(BackendError, match=r"precision 'fp64'.*fp16"):
+        create_backend('onnxruntime', labels_model, precision='fp64')
+    with pytest.raises(BackendError, match=r"device 'tpu'"):
+        create_backend('onnxruntime', labels_model, device='tpu')
+
+
+def test_onnxruntime_backend_loads_and_logs_its_provider(labels_model, caplog):
+    caplog.set_level(logging.INFO, logger='seg_perception')
+    with create_backend('auto', labels_model, num_threads=1) as backend:
+        assert backend.name == 'onnxruntime'
+        assert backend.provider == 'CPUExecutionProvider'
+        assert backend.input_dtype == 'uint8' and backend.input_shape == (1, 3, 96, 128)
+        assert METADATA_KEY in backend.metadata()
+        spec = ModelSpec.from_json(backend.metadata()[METADATA_KEY], labels_model)
+        assert spec.output_kind == 'labels'
+        output = backend.infer(np.zeros(backend.input_shape, np.uint8))
+        assert output.shape == (1, 96, 128) and output.dtype == np.uint8
+        with pytest.raises(BackendError, match=r'lraspp_labels.onnx: inference failed'):
+            backend.infer(np.zeros((1, 3, 96, 128), np.float32))
+    lines = [r.getMessage() for r in caplog.records if r.name == 'seg_perception']
+    assert any('runs on CPUExecutionProvider' in line for line in lines), lines
+
+
+def test_provider_chain_prefers_gpus_and_ends_on_cpu(tmp_path):
+    gpu = ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
+    chain = provider_chain(gpu, 'cuda:1', 'fp16', str(tmp_path))
+    assert [name for name, _ in chain] == gpu
+    trt_options = chain[0][1]
+    assert trt_options['device_id'] == 1 and trt_options['trt_fp16_enable']
+    assert not trt_options['trt_int8_enable']
+    assert trt_options['trt_engine_cache_path'] == str(tmp_path)
+    assert chain[1][1] == {'device_id': 1}
+    assert [name for name, _ in provider_chain(gpu, 'cpu', 'fp32', '')] == [
+        'CPUExecutionProvider']
+    with pytest.raises(BackendError, match='onnxruntime-gpu'):
+        provider_chain(['CPUExecutionProvider'], 'cuda', 'fp32', '')
+
+
+def test_cpu_only_onnxruntime_rejects_an_explicit_gpu(labels_model):
+    import onnxruntime
+    if 'CUDAExecutionProvider' in onnxruntime.get_available_providers():
+        pytest.skip('this onnxruntime has CUDA')
+    with pytest.raises(BackendError, match='asked for a GPU'):
+        create_backend('onnxruntime', labels_model, device='cuda:0')
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'truncated', 'not_onnx', 'folder'])
+def test_bad_model_files_name_the_file(labels_model, camvid_samples, tmp_path, case):
+    path = tmp_path / f'{case}.onnx'
+    if case == 'empty':
+        path.write_bytes(b'')
+    elif case == 'truncated':
+        data = pathlib.Path(labels_model).read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    elif case == 'not_onnx':
+        shutil.copy(__file__, path)
+    elif case == 'folder':
+        path.mkdir()
+    with pytest.raises(ModelLoadError) as caught:
+        create_backend('auto', str(path))
+    message = str(caught.value)
+    assert str(path) in message and '\n' not in message
+
+
+def test_tensorrt_without_the_library_says_what_to_install(tmp_path):
+    if HAVE_TENSORRT:
+        pytest.skip('tensorrt is installed here')
+    engine = tmp_path / 'model.engine'
+    engine.write_bytes(b'not an engine')
+    with pytest.raises(BackendError, match=r'tensorrt.*not importable.*seg_perception\[tensorrt\]'):
+        create_backend('auto', str(engine))
+
+
+def build_engine(onnx_path, engine_path):
+    """Build a TensorRT engine from an ONNX file with the TensorRT 10 Python API."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, 'rb') as stream:
+        assert parser.parse(stream.read()), [str(parser.get_error(i))
+                                             for i in range(parser.num_errors)]
+    serialized = builder.build_serialized_network(network, builder.create_builder_config())
+    assert serialized is not None
+    with open(engine_path, 'wb') as stream:
+        stream.write(serialized)
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_matches_onnxruntime(labels_model, tmp_path, camvid_samples):
+    if not HAVE_TENSORRT:
+        pytest.skip('needs TensorRT and an NVIDIA GPU (tensorrt is not installed here)')
+    from seg_perception.core import Segmenter
+    engine = tmp_path / 'lraspp_labels.engine'
+    build_engine(labels_model, str(engine))
+    with Segmenter(labels_model) as reference:
+        reference.spec.save_yaml(str(tmp_path / 'lraspp_labels.yaml'))  # engines need a sidecar
+        expected = [reference.process(rgb).labels for _, rgb, _ in camvid_samples[:3]]
+    with Segmenter(str(engine)) as segmenter:
+        assert segmenter.backend.name == 'tensorrt'
+        for (_, rgb, _), labels in zip(camvid_samples[:3], expected):
+            assert (segmenter.process(rgb).labels == labels).mean() >= 0.99
+
+
+def reference_logits_model():
+    """Rebuild the torch network the logits_model fixture exported (same seed, same zoo)."""
+    import torch
+
+    from seg_perception.models.zoo import create_model
+    torch.manual_seed(0)
+    return create_model('lraspp', num_classes=11).eval()
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')
+@pytest.mark.parametrize('kind', ['torch.export', 'torchscript'])
+def test_torch_file_with_embedded_spec_matches_onnxruntime(logits_model, tmp_path,
+                                                           camvid_samples, kind):
+    import torch
+
+    from seg_perception.core.backends.torch_backend import spec_adapter
+    from seg_perception.core.preprocess import Preprocessor
+    with create_backend('onnxruntime', logits_model) as ort_backend:
+        spec = ModelSpec.from_json(ort_backend.metadata()[METADATA_KEY], logits_model)
+        tensor, _ = Preprocessor(spec)(camvid_samples[0][1], 'rgb8')
+        tensor = tensor.copy()
+        expected = ort_backend.infer(tensor)
+    adapter = spec_adapter(torch, reference_logits_model(), spec).eval()
+    extra = {METADATA_KEY: spec.to_json()}
+    if kind == 'torch.export':
+        path = tmp_path / 'lraspp.pt2'
+        program = torch.export.export(adapter, (torch.from_numpy(tensor),))
+        torch.export.save(program, str(path), extra_files=extra)
+    else:
+        path = tmp_path / 'lraspp.pt'
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)  # TorchScript is deprecated
+            scripted = torch.jit.trace(adapter, torch.from_numpy(tensor))
+            torch.jit.save(scripted, str(path), _extra_files=extra)
+    with create_backend('auto', str(path), device='cpu') as backend:
+        assert backend.name == 'torch' and backend.provider == 'torch-cpu'
+        embedded = ModelSpec.from_json(backend.metadata()[METADATA_KEY], str(path))
+        assert embedded.to_dict() == spec.to_dict()
+        assert backend.input_dtype == 'float32'
+        logits = backend.infer(tensor)
+    assert logits.shape == expected.shape == (1, 11, 96, 128)
+    assert np.abs(logits - expected).max() < 1e-3
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')
+def test_zoo_checkpoint_with_sidecar_spec_matches_onnxruntime(labels_model, tmp_path,
+                                                              camvid_samples):
+    import torch
+
+    from seg_perception.core import Segmenter
+    checkpoint = tmp_path / 'lraspp_labels.pth'
+    torch.manual_seed(0)
+    from seg_perception.models.zoo import create_model
+    torch.save(create_model('lraspp', num_classes=11).state_dict(), str(checkpoint))
+    with Segmenter(labels_model) as reference:
+        reference.spec.save_yaml(str(tmp_path / 'lraspp_labels.yaml'))
+        expected = reference.process(camvid_samples[0][1]).labels
+    with Segmenter(str(checkpoint), backend='auto', device='cpu') as segmenter:
+        assert segmenter.backend.name == 'torch'
+        labels = segmenter.process(camvid_samples[0][1]).labels
+    assert (labels == expected).mean() >= 0.99
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')
+def test_torch_backend_bad_files(tmp_path):
+    junk = tmp_path / 'junk.pt'
+    junk.write_bytes(b'not a torch file')
+    with pytest.raises(ModelLoadError, match=r'junk.pt: not TorchScript .*no checkpoint spec'):
+        create_backend('torch', str(junk))
+    with pytest.raises(BackendError, match='int8'):
+        create_backend('torch', str(junk), precision='int8')
