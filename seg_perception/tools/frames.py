@@ -291,6 +291,7 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
     window = int(window_s * 1e9)
     images: Dict[int, FrameJob] = {}
     labels: Dict[int, Tuple[int, Callable[[], np.ndarray]]] = {}
+    matched = set()
     produced = 0
 
     def emit(job: FrameJob) -> FrameJob:
@@ -323,7 +324,13 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                     yield emit(job)
                     continue
                 label = labels.pop(job.stamp, None)
-                if label is not None:
+                if job.stamp in matched:
+                    job.skip = 'duplicate_stamp'
+                    job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)} ' \
+                                       'seen before; scored once'
+                    yield emit(job)
+                elif label is not None:
+                    matched.add(job.stamp)
                     job.load_gt = label[1]
                     yield emit(job)
                 else:
@@ -339,9 +346,10 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                                           f'{bagio.format_stamp(stamp)}', lut)
                 job = images.pop(stamp, None)
                 if job is not None:
+                    matched.add(stamp)
                     job.load_gt = loader
                     yield emit(job)
-                elif stamp in labels:
+                elif stamp in labels or stamp in matched:
                     stats.duplicate_gt += 1
                 else:
                     labels[stamp] = (message.log_time, loader)
