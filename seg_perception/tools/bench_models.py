@@ -1,0 +1,257 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception bench --model``: torch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8.
+
+For each architecture (``lraspp``, or ``deeplabv3plus:resnet50`` with a backbone) the model is
+built (random weights, or ``--bench-weights``), exported to the default deployment graph (uint8
+NHWC pixels in, uint8 labels out) in fp32 and in static QDQ INT8 calibrated on real frames, and
+the three are timed on the same uint8 frame, image to labels:
+
+- torch eager: normalize (/255, mean/std) + model + argmax, ``torch.inference_mode``;
+- ONNX Runtime fp32 and INT8: one ``run`` of the exported graph (normalize and argmax fused).
+
+Medians over ``--repeats`` after ``--warmup`` runs, all on ``--bench-threads`` threads. The INT8
+label agreement with fp32 is measured on the calibration frames, and with labelled frames
+(``--bench-labels``) the mIoU of both. An ``.onnx`` path is timed with ONNX Runtime only.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from seg_perception.core.errors import SegPerceptionError
+from seg_perception.tools.bench_core import parse_size
+from seg_perception.tools.demo import SAMPLE_IMAGES
+
+DEFAULT_SIZE = '480x360'  # CamVid; rounded per architecture to the nearest valid size
+DEFAULT_THREADS = 2
+DEFAULT_CALIB_COUNT = 8
+SAMPLE_LABELS = os.path.join(os.path.dirname(SAMPLE_IMAGES), 'labels')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of the model benchmark (prefixed ``--bench-``)."""
+    parser.add_argument('--bench-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
+                        help=f'input size (default {DEFAULT_SIZE}, rounded per architecture '
+                             'to the nearest size it takes)')
+    parser.add_argument('--bench-threads', type=int, default=DEFAULT_THREADS,
+                        help='intra-op threads for torch and ONNX Runtime (default '
+                             '%(default)s)')
+    parser.add_argument('--bench-calib', default=SAMPLE_IMAGES, metavar='DIR_OR_BAG',
+                        help='INT8 calibration images (default: the CamVid samples)')
+    parser.add_argument('--bench-calib-count', type=int, default=DEFAULT_CALIB_COUNT,
+                        help='calibration images (default %(default)s)')
+    parser.add_argument('--bench-labels', metavar='DIR',
+                        help='label maps named like the calibration images (CamVid ids, 11 = '
+                             'void): adds fp32 and INT8 mIoU; default: the CamVid sample labels '
+                             'when calibrating on the samples')
+    parser.add_argument('--bench-weights', metavar='CKPT',
+                        help='trained checkpoint (only with a single architecture)')
+    parser.add_argument('--bench-classes', default='camvid', help='class table (default '
+                                                                  '%(default)s)')
+
+
+def median_ms(function: Callable[[], object], warmup: int, repeats: int) -> float:
+    """Return the median wall time of ``function`` in milliseconds."""
+    import numpy as np
+
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)
+
+
+def ort_session(path: str, threads: int):
+    """Open a model with ONNX Runtime on the CPU with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def zero_feed(session) -> Dict[str, object]:
+    """Return an all-zero input for a session (symbolic dimensions become 1)."""
+    import numpy as np
+
+    feeds = {}
+    for graph_input in session.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in graph_input.shape]
+        dtype = np.uint8 if graph_input.type == 'tensor(uint8)' else np.float32
+        feeds[graph_input.name] = np.zeros(shape, dtype)
+    return feeds
+
+
+def parse_model_name(name: str) -> Tuple[str, Optional[str]]:
+    """Split ``arch`` or ``arch:backbone``."""
+    arch, _, backbone = name.partition(':')
+    return arch, backbone or None
+
+
+def load_labelled(images_dir: str, labels_dir: Optional[str], count: int, classes):
+    """Return (images, labels or None) spread evenly over a folder, CamVid void -> ignore."""
+    import cv2
+    import numpy as np
+
+    from seg_perception.models.calibration import load_calibration_images
+
+    images = load_calibration_images(images_dir, count)
+    if not labels_dir:
+        return images, None
+    from seg_perception.models.calibration import evenly_spaced, IMAGE_EXTENSIONS
+    names = sorted(n for n in os.listdir(images_dir) if n.lower().endswith(IMAGE_EXTENSIONS))
+    labels = []
+    for index in evenly_spaced(len(names), count):
+        path = os.path.join(labels_dir, names[index])
+        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if label is None:
+            raise SegPerceptionError(f'{path}: label map missing or unreadable')
+        labels.append(classes.label_lut()[label])
+    return images, np.stack(labels)
+
+
+def bench_architecture(name: str, args: argparse.Namespace, images, labels,
+                       folder: str) -> Dict[str, object]:
+    """Export one architecture in fp32 and INT8 and time torch, ORT fp32 and ORT INT8."""
+    import cv2
+    import torch
+
+    from seg_perception.core.metrics import ConfusionMatrix
+    from seg_perception.core.spec import load_class_table, ModelSpec
+    from seg_perception.models.export import export_model
+    from seg_perception.models.quantize import make_quantizer
+    from seg_perception.models.zoo import create_model, nearest_valid_size, resolve_backbone
+
+    arch, backbone = resolve_backbone(*parse_model_name(name))
+    height, width = nearest_valid_size(arch, backbone, *args.bench_size)
+    table = load_class_table(args.bench_classes)
+    torch.manual_seed(0)
+    torch.set_num_threads(args.bench_threads)
+    model = create_model(arch, backbone, table.num_classes, weights=args.bench_weights).eval()
+    spec = ModelSpec(classes=table.classes, input_height=height, input_width=width,
+                     architecture=f'{arch}-{backbone}', dataset=table.name,
+                     drivable_classes=table.drivable, input_dtype='uint8',
+                     input_layout='nhwc', output_kind='labels')
+    fp32_path = os.path.join(folder, f'{arch}-{backbone}-fp32.onnx')
+    int8_path = os.path.join(folder, f'{arch}-{backbone}-int8.onnx')
+    export_model(model, spec, fp32_path)
+    int8 = export_model(model, spec, int8_path, quantizer=make_quantizer(images))
+
+    frames = [cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+              for image in images]
+    frame = frames[0][None]
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    pixels = torch.from_numpy(frame)
+
+    def torch_eager():
+        with torch.inference_mode():
+            x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+            return model(x).argmax(1).to(torch.uint8)
+
+    sessions = {'fp32': ort_session(fp32_path, args.bench_threads),
+                'int8': ort_session(int8_path, args.bench_threads)}
+    result: Dict[str, object] = {
+        'model': f'{arch}-{backbone}', 'size': f'{width}x{height}',
+        'torch_ms': median_ms(torch_eager, args.warmup, args.repeats)}
+    for precision, session in sessions.items():
+        result[f'ort_{precision}_ms'] = median_ms(
+            lambda s=session: s.run(None, {'input': frame}), args.warmup, args.repeats)
+    result['int8_label_agreement'] = int8.label_agreement
+    if labels is not None:
+        for precision, session in sessions.items():
+            matrix = ConfusionMatrix(table.num_classes, table.ignore_index)
+            for resized, label in zip(frames, labels):
+                predicted = session.run(None, {'input': resized[None]})[0][0]
+                gt = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+                matrix.update(gt, predicted)
+            result[f'miou_{precision}'] = float(matrix.miou())
+    result['fp32_vs_torch'] = result['torch_ms'] / result['ort_fp32_ms']
+    result['int8_vs_fp32'] = result['ort_fp32_ms'] / result['ort_int8_ms']
+    return result
+
+
+def bench_onnx_file(path: str, args: argparse.Namespace) -> Dict[str, object]:
+    """Time an existing ONNX model with ONNX Runtime (no torch or INT8 counterpart)."""
+    from seg_perception.core.errors import ModelLoadError
+
+    if not os.path.isfile(path):
+        raise ModelLoadError(f'{path}: model file not found')
+    session = ort_session(path, args.bench_threads)
+    feed = zero_feed(session)
+    shape = next(iter(feed.values())).shape
+    return {'model': os.path.basename(path), 'size': 'x'.join(str(d) for d in shape),
+            'ort_file_ms': median_ms(lambda: session.run(None, feed), args.warmup,
+                                     args.repeats)}
+
+
+def format_table(rows: List[Dict[str, object]], threads: int) -> str:
+    """Return the results as a Markdown table."""
+    def cell(row: Dict[str, object], key: str, pattern: str) -> str:
+        value = row.get(key)
+        return '' if value is None else pattern.format(value)
+
+    header = ('| model | input WxH | torch eager ms | ORT fp32 ms | ORT int8 ms | fp32 vs torch '
+              '| int8 vs fp32 | int8 label agreement | mIoU fp32 | mIoU int8 |')
+    lines = [f'{threads} threads, median ms per frame, uint8 frame to uint8 labels', '',
+             header, '|' + ' --- |' * 10]
+    for row in rows:
+        lines.append('| ' + ' | '.join([
+            str(row['model']), str(row['size']),
+            cell(row, 'torch_ms', '{:.1f}'),
+            cell(row, 'ort_fp32_ms', '{:.1f}') or cell(row, 'ort_file_ms', '{:.1f}'),
+            cell(row, 'ort_int8_ms', '{:.1f}'),
+            cell(row, 'fp32_vs_torch', '{:.2f}x'), cell(row, 'int8_vs_fp32', '{:.2f}x'),
+            cell(row, 'int8_label_agreement', '{:.2%}'),
+            cell(row, 'miou_fp32', '{:.4f}'), cell(row, 'miou_int8', '{:.4f}')]) + ' |')
+    return '\n'.join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark every ``--model`` and print the table (and write JSON with ``--json``)."""
+    architectures = [m for m in args.model if not m.endswith('.onnx')]
+    if args.bench_weights and len(architectures) != 1:
+        raise SegPerceptionError('--bench-weights needs exactly one architecture in --model')
+    if args.bench_threads < 1 or args.repeats < 1 or args.warmup < 0:
+        raise SegPerceptionError('--bench-threads and --repeats must be positive, --warmup '
+                                 'not negative')
+    images = labels = None
+    if architectures:
+        from seg_perception.core.spec import load_class_table
+        labels_dir = args.bench_labels
+        if labels_dir is None and os.path.abspath(args.bench_calib) == SAMPLE_IMAGES:
+            labels_dir = SAMPLE_LABELS
+        images, labels = load_labelled(args.bench_calib, labels_dir, args.bench_calib_count,
+                                       load_class_table(args.bench_classes))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix='seg_perception_bench_') as folder:
+        for name in args.model:
+            row = (bench_onnx_file(name, args) if name.endswith('.onnx')
+                   else bench_architecture(name, args, images, labels, folder))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(format_table(rows, args.bench_threads))
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as stream:
+            json.dump({'threads': args.bench_threads, 'results': rows}, stream, indent=2)
+    return 0
