@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--record-topics', nargs='+', default=[], metavar='T',
                         help='topics to record, e.g. /segmentation/labels')
     parser.add_argument('--wait', type=float, metavar='S',
-                        help='before playing, wait up to S seconds for a subscriber on every '
-                             'published topic and for the record topics to appear (default '
+                        help='before playing, wait up to S seconds for the record topics to '
+                             'appear and for a subscriber on a published topic (default '
                              f'{DEFAULT_RECORD_WAIT_S:g} with --record, else 0)')
     parser.add_argument('--linger', type=float, default=DEFAULT_LINGER_S, metavar='S',
                         help='keep recording S seconds after the last message '
@@ -239,7 +239,7 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
                                 f'{sorted(dict(node.get_topic_names_and_types()))})')
             recorder.subscribe(found)
         if wait_s > 0:
-            _wait(lambda: all(p.get_subscription_count() for p in publishers.values()), wait_s)
+            _wait(lambda: any(p.get_subscription_count() for p in publishers.values()), wait_s)
         out_store = bagio.typestore()
         while True:
             try:
