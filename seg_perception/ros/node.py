@@ -88,6 +88,7 @@ class SegmentationNode(LifecycleNode):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._subscription: Any = None
+        self._input_topic = ''
         self._outputs: Dict[str, Any] = {}
         self._class_publisher: Any = None
         self._diagnostics_publisher: Any = None
@@ -107,8 +108,10 @@ class SegmentationNode(LifecycleNode):
     @property
     def input_topic(self) -> str:
         """Return the resolved input topic (``image`` or ``image/compressed`` after remapping)."""
-        base = self.resolve_topic_name(INPUT_TOPIC)
-        return base + COMPRESSED_SUFFIX if self._compressed else base
+        if not self._input_topic:
+            base = self.resolve_topic_name(INPUT_TOPIC)
+            self._input_topic = base + COMPRESSED_SUFFIX if self._compressed else base
+        return self._input_topic
 
     @property
     def _compressed(self) -> bool:

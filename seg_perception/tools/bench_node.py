@@ -1,0 +1,183 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``seg-perception bench --node``: camera stamp -> ``~/labels`` latency through the node over DDS.
+
+The node runs in its own process (``segmentation_node``); this process is the camera and the
+viewer: it publishes real CamVid frames scaled to 1280x720 rgb8 at 30 Hz with the shipped DDS
+profile and records when each ``~/labels`` message arrives. The same model is first timed alone
+(the backend's ``infer`` only, in this process, before the node starts), so the ratios say what
+the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, Dict, List
+
+P50_TARGET = 1.15  # p50 latency / model-only inference
+P99_TARGET = 1.5  # p99 latency / p50 latency
+DEFAULT_SIZE = '1280x720'
+WARMUP_S = 1.0  # outputs of the first second are not counted
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of the node benchmark (prefixed ``--node-``)."""
+    from seg_perception.tools.bench_core import parse_size
+
+    parser.add_argument('--node-model', default='', metavar='PATH',
+                        help='model file (default: the bundled model)')
+    parser.add_argument('--node-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
+                        help=f'camera frame size, rgb8 (default {DEFAULT_SIZE})')
+    parser.add_argument('--node-rate', type=float, default=30.0, metavar='HZ',
+                        help='camera rate (default 30)')
+    parser.add_argument('--node-seconds', type=float, default=10.0, metavar='S',
+                        help='how long to stream (default 10)')
+    parser.add_argument('--node-threads', type=int, default=0, metavar='N',
+                        help='inference threads of the node and of the model-only run '
+                             '(0 = backend default)')
+    parser.add_argument('--node-backend', default='auto', help='node backend (default auto)')
+    parser.add_argument('--node-timeout', type=float, default=120.0, metavar='S',
+                        help='how long to wait for the node to start (default 120)')
+
+
+def camera_frames(height: int, width: int) -> List[Any]:
+    """Return the bundled CamVid frames (RGB) resized to the camera size."""
+    import cv2
+
+    from seg_perception.tools.demo_node import sample_frames
+
+    return [cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+            for _, rgb in sample_frames()]
+
+
+def model_only(model: str, frame: Any, args: argparse.Namespace) -> Dict[str, Any]:
+    """Time the backend's inference alone on one frame; return medians in ms and the model."""
+    import numpy as np
+
+    from seg_perception.core import Segmenter
+
+    with Segmenter(model or None, backend=args.node_backend,
+                   num_threads=args.node_threads) as segmenter:
+        infer, total = [], []
+        for run in range(args.warmup + args.repeats):
+            timings = segmenter.process(frame, 'rgb8').timings
+            if run >= args.warmup:
+                infer.append(timings['infer'])
+                total.append(timings['total'])
+        info = segmenter.describe()
+    return {'infer_ms': float(np.median(infer)), 'core_total_ms': float(np.median(total)),
+            'model_path': info['model_path'], 'backend': info['backend'],
+            'provider': info['provider'], 'spec': info['spec']}
+
+
+def stream(peer: Any, messages: List[Any], rate: float, seconds: float) -> Dict[int, float]:
+    """Publish messages round-robin at rate for seconds; return {stamp ns: send time}."""
+    sent: Dict[int, float] = {}
+    period = 1.0 / rate
+    started = next_time = time.monotonic()
+    index = 0
+    while time.monotonic() - started < seconds:
+        stamp = peer.publish(messages[index % len(messages)], restamp=True)
+        sent[stamp] = time.monotonic() - started
+        index += 1
+        next_time += period
+        time.sleep(max(0.0, next_time - time.monotonic()))
+    return sent
+
+
+def measure(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run the model alone, then the node over DDS; return the figures."""
+    import numpy as np
+
+    from seg_perception.core.errors import SegPerceptionError
+    from seg_perception.ros.dds import apply_profile
+    from seg_perception.ros.peer import NodeProcess, Peer, stamp_ns
+
+    height, width = args.node_size
+    frames = camera_frames(height, width)
+    alone = model_only(args.node_model, frames[0], args)
+    profile = apply_profile()  # this process publishes the big frames
+    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
+                        'num_threads': args.node_threads}, name='segmentation_bench')
+    peer = Peer(node.fqn, outputs=('labels',), name='bench_camera')
+    try:
+        messages = [peer.make_message(rgb, 'rgb8', frame_id='bench') for rgb in frames]
+        if not peer.wait_ready(messages[0], args.node_timeout):
+            raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.node_timeout:.0f} s '
+                                     f'(log {node.log_file})')
+        peer.clear()
+        sender = threading.Thread(target=lambda: sent.update(
+            stream(peer, messages, args.node_rate, args.node_seconds)))
+        sent: Dict[int, float] = {}
+        sender.start()
+        sender.join()
+        time.sleep(1.0)  # the last frames come back
+        received = peer.messages('labels')
+        diagnostics = peer.latest_diagnostics()
+    finally:
+        peer.close()
+        node.stop()
+    latencies = [(arrival - stamp_ns(msg)) / 1e6 for arrival, msg in received
+                 if sent.get(stamp_ns(msg), -1.0) >= WARMUP_S]
+    counted = sum(1 for offset in sent.values() if offset >= WARMUP_S)
+    if not latencies:
+        raise SegPerceptionError(f'{node.fqn}: no ~/labels came back during the run '
+                                 f'(log {node.log_file})')
+    p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
+    node_stages = {key[len('latency.'):-len('.p50_ms')]: float(value)
+                   for key, value in diagnostics.items()
+                   if key.startswith('latency.') and key.endswith('.p50_ms')}
+    return {'camera': [height, width], 'rate_hz': args.node_rate, 'seconds': args.node_seconds,
+            'dds_profile': profile, 'model': alone, 'frames_sent': counted,
+            'frames_received': len(latencies), 'latency_p50_ms': p50, 'latency_p99_ms': p99,
+            'p50_over_inference': p50 / alone['infer_ms'], 'p99_over_p50': p99 / p50,
+            'node_stage_p50_ms': node_stages,
+            'node_dropped_busy': int(diagnostics.get('frames_dropped_busy', 0)),
+            'cpus': os.cpu_count()}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the node benchmark, print the figures and the ratios, optionally write JSON."""
+    if args.repeats < 1 or args.warmup < 0 or args.node_rate <= 0 or args.node_seconds <= WARMUP_S:
+        print('seg-perception bench: error: --repeats >= 1, --warmup >= 0, --node-rate > 0 and '
+              f'--node-seconds > {WARMUP_S:g} are required', file=sys.stderr)
+        return 2
+    result = measure(args)
+    model = result['model']
+    height, width = result['camera']
+    print(f'node benchmark: {width}x{height} rgb8 at {result["rate_hz"]:g} Hz for '
+          f'{result["seconds"]:g} s, {result["cpus"]} CPUs, DDS profile {result["dds_profile"]}')
+    print(f'model: {model["model_path"]} ({model["spec"]}), {model["backend"]} '
+          f'{model["provider"]}')
+    print(f'model-only inference (median of {args.repeats}): {model["infer_ms"]:.2f} ms '
+          f'(whole core call {model["core_total_ms"]:.2f} ms)')
+    print(f'camera stamp -> ~/labels received: p50 {result["latency_p50_ms"]:.2f} ms, '
+          f'p99 {result["latency_p99_ms"]:.2f} ms ({result["frames_received"]} of '
+          f'{result["frames_sent"]} frames after a {WARMUP_S:g} s warm-up; node dropped '
+          f'{result["node_dropped_busy"]} while busy)')
+    stages = ', '.join(f'{k} {v:.2f}' for k, v in result['node_stage_p50_ms'].items())
+    print(f'node stages p50 ms (from /diagnostics): {stages}')
+    ratio50, ratio99 = result['p50_over_inference'], result['p99_over_p50']
+    print(f'p50 / inference = {ratio50:.2f} (target <= {P50_TARGET}: '
+          f'{"met" if ratio50 <= P50_TARGET else "NOT met"}); p99 / p50 = {ratio99:.2f} '
+          f'(target <= {P99_TARGET}: {"met" if ratio99 <= P99_TARGET else "NOT met"})')
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as stream_out:
+            json.dump(result, stream_out, indent=2)
+    return 0
