@@ -117,7 +117,8 @@ def test_tensorrt_without_the_library_says_what_to_install(tmp_path):
         pytest.skip('tensorrt is installed here')
     engine = tmp_path / 'model.engine'
     engine.write_bytes(b'not an engine')
-    with pytest.raises(BackendError, match=r'tensorrt.*not importable.*seg_perception\[tensorrt\]'):
+    with pytest.raises(BackendError,
+                       match=r'tensorrt.*not importable.*seg_perception\[tensorrt\]'):
         create_backend('auto', str(engine))
 
 

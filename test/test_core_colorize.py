@@ -24,7 +24,7 @@ from seg_perception.core.spec import load_class_table
 
 @pytest.fixture(scope='module')
 def palette():
-    """Return the CamVid palette (256 x 3, unlabeled black)."""
+    """Return the CamVid colors as a 256 x 3 table, unlabeled black."""
     table = load_class_table('camvid')
     lut = np.zeros((256, 3), np.uint8)
     for c in table.classes:

@@ -29,8 +29,11 @@ EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'rgb16', 'bgr16', 'rgba16', 'bgra16')
 
 @pytest.fixture(scope='module')
 def frame(camvid_samples):
-    """Return a real CamVid frame (RGB), smoothed so demosaicing and chroma subsampling are
-    compared on image content rather than on pixel noise."""
+    """
+    Return a real CamVid image (RGB), smoothed.
+
+    Demosaicing and chroma subsampling are then compared on image content, not pixel noise.
+    """
     return cv2.GaussianBlur(camvid_samples[1][1], (5, 5), 0)
 
 

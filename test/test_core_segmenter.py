@@ -36,7 +36,7 @@ from seg_perception.core.spec import METADATA_KEY
 
 @pytest.fixture(scope='module')
 def color_models(tmp_path_factory):
-    """Export the nearest-color model twice: fused uint8/labels NCHW RGB and float/logits NHWC BGR."""
+    """Export the nearest-color model as uint8/labels/NCHW/RGB and float/logits/NHWC/BGR."""
     folder = tmp_path_factory.mktemp('color_models')
     return (export_nearest_color_model(folder / 'color_labels.onnx', input_dtype='uint8',
                                        output_kind='labels'),
