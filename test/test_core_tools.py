@@ -1,0 +1,75 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The core's tools through the real CLI: ``bench --core`` and ``demo``."""
+
+import json
+import shutil
+
+from core_models import export_nearest_color_model
+import cv2
+import numpy as np
+
+from seg_perception.tools.cli import main
+
+SAMPLE_NAMES = ('0016E5_07959.png', '0016E5_08139.png')
+
+
+def test_bench_core_writes_every_stage(tmp_path, capsys):
+    report = tmp_path / 'bench.json'
+    code = main(['bench', '--core', '--core-camera', '640x400', '--core-output', '320x160',
+                 '--repeats', '3', '--warmup', '1', '--json', str(report)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert '320x160 labels -> 640x400 camera' in printed and 'total median' in printed
+    results = json.loads(report.read_text())
+    assert results['camera'] == [400, 640] and results['output'] == [160, 320]
+    assert set(results['stages']) == {'postprocess', 'drivable', 'colorize', 'total'}
+    assert all(stage['median'] > 0 for stage in results['stages'].values())
+
+
+def test_bench_core_rejects_zero_repeats(capsys):
+    assert main(['bench', '--core', '--repeats', '0']) == 2
+    assert '--repeats' in capsys.readouterr().err
+
+
+def test_demo_writes_overlays_and_scores_against_labels(tmp_path, capsys):
+    from conftest import SAMPLES
+    images, labels = tmp_path / 'data' / 'images', tmp_path / 'data' / 'labels'
+    images.mkdir(parents=True)
+    labels.mkdir()
+    for name in SAMPLE_NAMES:
+        shutil.copy(f'{SAMPLES}/images/{name}', images / name)
+        shutil.copy(f'{SAMPLES}/labels/{name}', labels / name)
+    model = export_nearest_color_model(tmp_path / 'color.onnx', height=180, width=240,
+                                       input_dtype='uint8', output_kind='labels')
+    out = tmp_path / 'out'
+    assert main(['demo', '--out', str(out), '--model', model, '--images', str(images)]) == 0
+    printed = capsys.readouterr().out
+    assert '2 frames with labels: mIoU' in printed and 'drivable IoU' in printed
+    for name in SAMPLE_NAMES:
+        stem = name[:-4]
+        overlay = cv2.imread(str(out / f'{stem}_overlay.png'))
+        drivable = cv2.imread(str(out / f'{stem}_drivable.png'), cv2.IMREAD_UNCHANGED)
+        predicted = cv2.imread(str(out / f'{stem}_labels.png'), cv2.IMREAD_UNCHANGED)
+        assert overlay.shape == (360, 480, 3)
+        assert set(np.unique(drivable)) <= {0, 255} and predicted.max() < 11
+
+
+def test_demo_errors_name_the_folder(tmp_path, capsys):
+    assert main(['demo', '--out', str(tmp_path / 'out'), '--images', str(tmp_path)]) == 1
+    assert str(tmp_path) in capsys.readouterr().err
+    missing = tmp_path / 'missing.onnx'
+    assert main(['demo', '--out', str(tmp_path / 'out'), '--model', str(missing)]) == 1
+    assert f'{missing}: ONNX model file not found' in capsys.readouterr().err
