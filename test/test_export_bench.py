@@ -1,0 +1,54 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception bench --model``: the table and JSON it produces (no timing asserts)."""
+
+import json
+
+from seg_perception.tools import cli
+
+FAST = ['--bench-size', '128x96', '--repeats', '1', '--warmup', '0', '--bench-calib-count',
+        '2']
+
+
+def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
+    """An architecture gets torch/fp32/int8 columns and mIoU; an .onnx file gets ORT only."""
+    report = tmp_path / 'bench.json'
+    code = cli.main(['bench', '--model', 'pspnet:resnet18', labels_model, '--json',
+                     str(report)] + FAST)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert '| model | input WxH | torch eager ms | ORT fp32 ms | ORT int8 ms |' in out
+    results = json.loads(report.read_text())['results']
+    assert [r['model'] for r in results] == ['pspnet-resnet18', 'lraspp_labels.onnx']
+    arch, onnx_file = results
+    assert arch['size'] == '128x96'
+    for key in ('torch_ms', 'ort_fp32_ms', 'ort_int8_ms'):
+        assert arch[key] > 0
+    assert 0.0 <= arch['int8_label_agreement'] <= 1.0
+    # mIoU against the CamVid sample labels, for both precisions
+    assert 0.0 <= arch['miou_fp32'] <= 1.0 and 0.0 <= arch['miou_int8'] <= 1.0
+    assert onnx_file['ort_file_ms'] > 0 and 'torch_ms' not in onnx_file
+    assert f"| pspnet-resnet18 | 128x96 | {arch['torch_ms']:.1f} |" in out
+
+
+def test_bench_bad_input(tmp_path, capsys):
+    """Unknown architectures, missing files and misused weights are one-line errors."""
+    assert cli.main(['bench', '--model', 'segformer'] + FAST) == 1
+    assert "unknown architecture 'segformer'" in capsys.readouterr().err
+    assert cli.main(['bench', '--model', str(tmp_path / 'none.onnx')] + FAST) == 1
+    assert 'none.onnx: model file not found' in capsys.readouterr().err
+    assert cli.main(['bench', '--model', 'lraspp', 'unet', '--bench-weights', 'x.pt']
+                    + FAST) == 1
+    assert '--bench-weights needs exactly one architecture' in capsys.readouterr().err
