@@ -73,3 +73,19 @@ def test_demo_errors_name_the_folder(tmp_path, capsys):
     missing = tmp_path / 'missing.onnx'
     assert main(['demo', '--out', str(tmp_path / 'out'), '--model', str(missing)]) == 1
     assert f'{missing}: ONNX model file not found' in capsys.readouterr().err
+
+
+def test_demo_without_a_bundled_model_exports_an_untrained_one(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from seg_perception.core import defaults, Segmenter
+    from seg_perception.tools.demo import resolve_model
+    monkeypatch.setattr(defaults, 'SOURCE_MODELS_DIR', str(tmp_path / 'models'))
+    monkeypatch.setattr(sys, 'prefix', str(tmp_path / 'prefix'))
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path / 'ament'))
+    path, untrained = resolve_model('', str(tmp_path))
+    assert untrained and path.startswith(str(tmp_path))
+    warning = capsys.readouterr().err
+    assert 'no bundled model' in warning and 'UNTRAINED' in warning
+    with Segmenter(path) as segmenter:
+        assert (segmenter.spec.input_height, segmenter.spec.input_width) == (360, 480)
