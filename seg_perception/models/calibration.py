@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Calibration images for INT8 quantization: an image folder or a bag's image topic.
+"""
+Calibration images for INT8 quantization: an image folder or a bag's image topic.
 
 Images are returned as RGB uint8 H x W x 3 arrays at their own size; :func:`to_model_input`
 resizes and normalizes one for the float core graph. At most ``limit`` images are taken, spread

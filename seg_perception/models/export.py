@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Export a zoo torch model to a self-describing ONNX file.
+"""
+Export a zoo torch model to a self-describing ONNX file.
 
 The pipeline is the same for fp32 and INT8:
 
@@ -123,7 +124,8 @@ def count_parameters(model) -> int:
 
 
 def probe_model(model, spec: ModelSpec, count_flops: bool = False) -> Optional[float]:
-    """Run one forward pass at the spec size; check the logits shape, return GFLOPs if asked.
+    """
+    Run one forward pass at the spec size; check the logits shape, return GFLOPs if asked.
 
     Raises ExportError when the model's class count or output size does not match the spec.
     """
@@ -150,7 +152,8 @@ def probe_model(model, spec: ModelSpec, count_flops: bool = False) -> Optional[f
 
 def export_core(model, spec: ModelSpec, opset: int = DEFAULT_OPSET, dynamic: bool = False,
                 simplify: bool = True):
-    """Export the bare float model (normalized NCHW RGB in, logits out) to an ONNX ModelProto.
+    """
+    Export the bare float model (normalized NCHW RGB in, logits out) to an ONNX ModelProto.
 
     The TorchScript exporter is tried first (fast, honours ``opset``); graphs it cannot express
     (e.g. PSPNet's adaptive pooling when the feature map is not a multiple of the bins) go
@@ -235,7 +238,8 @@ def simplify_graph(proto):
 def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_OPSET,
                  dynamic: bool = False, simplify: bool = True, count_flops: bool = False,
                  quantizer: Optional[Callable] = None) -> ExportSummary:
-    """Export ``model`` as the graph ``spec`` describes and write it atomically to ``out_path``.
+    """
+    Export ``model`` as the graph ``spec`` describes and write it atomically to ``out_path``.
 
     ``model`` maps normalized float N x 3 x H x W RGB to logits. With ``spec.input_dtype ==
     'uint8'`` the graph takes raw pixels in ``spec.input_layout`` and ``spec.channel_order``

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Splice the input and output adapters a ModelSpec asks for around a float core graph.
+"""
+Splice the input and output adapters a ModelSpec asks for around a float core graph.
 
 The core graph takes ``normalized`` (N x 3 x H x W float, RGB, ImageNet-normalized) and returns
 ``logits`` (N x C x H x W). The wrapped graph takes ``input``:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Static INT8 quantization (QDQ, per-channel weights) with ONNX Runtime's quantization tool.
+"""
+Static INT8 quantization (QDQ, per-channel weights) with ONNX Runtime's quantization tool.
 
 Only the float core graph (normalized NCHW in, logits out) is quantized; the uint8 normalization
 and the argmax are spliced around it afterwards by :mod:`seg_perception.models.graph_io`, so the
@@ -128,7 +129,8 @@ def label_agreement(float_core, int8_core, spec: ModelSpec,
 def make_quantizer(images: List[np.ndarray], method: str = DEFAULT_CALIBRATION_METHOD,
                    per_channel: bool = True) -> Callable[[object, ModelSpec],
                                                          Tuple[object, dict]]:
-    """Return the ``quantizer`` hook of :func:`export_model` for calibration ``images``.
+    """
+    Return the ``quantizer`` hook of :func:`export_model` for calibration ``images``.
 
     The hook quantizes the float core graph and returns it with the summary fields
     ``label_agreement`` and ``calibration_images``.

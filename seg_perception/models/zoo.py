@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Torch model zoo (the ``export`` extra): DeepLabV3/V3+, PSPNet, U-Net, FCN and LRASPP.
+"""
+Torch model zoo (the ``export`` extra): DeepLabV3/V3+, PSPNet, U-Net, FCN and LRASPP.
 
 Networks come from torchvision and segmentation-models-pytorch; nothing here downloads weights
 (``weights=None``, ``encoder_weights=None``). Every model returns logits ``N x C x H x W`` at the
@@ -103,7 +104,8 @@ def _torchvision_builder(arch: str, backbone: str) -> Callable:
 
 def create_model(arch: str, backbone: Optional[str] = None, num_classes: int = 11,
                  weights: Optional[str] = None):
-    """Return a torch ``nn.Module`` mapping N x 3 x H x W normalized float input to logits.
+    """
+    Return a torch ``nn.Module`` mapping N x 3 x H x W normalized float input to logits.
 
     ``weights`` is an optional checkpoint path (a state dict, or a dict holding one under
     ``model``/``state_dict``) loaded with ``weights_only=True``.

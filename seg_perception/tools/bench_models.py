@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception bench --model``: torch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8.
+"""
+``seg-perception bench --model``: torch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8.
 
 For each architecture (``lraspp``, or ``deeplabv3plus:resnet50`` with a backbone) the model is
 built (random weights, or ``--bench-weights``), exported to the default deployment graph (uint8

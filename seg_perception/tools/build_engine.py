@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception build-engine``: a TensorRT 10 engine from an exported ONNX model.
+"""
+``seg-perception build-engine``: a TensorRT 10 engine from an exported ONNX model.
 
 Uses the ``tensorrt`` Python API (the ``tensorrt`` extra, or JetPack's ``python3-libnvinfer``):
 ONNX parser, ``--fp16`` / ``--int8`` builder flags (``--int8`` takes an INT8 QDQ model from

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception export``: a zoo model to self-describing ONNX, fp32 or static INT8 QDQ.
+"""
+``seg-perception export``: a zoo model to self-describing ONNX, fp32 or static INT8 QDQ.
 
 Everything cheap is checked before the network is built: the output path, the class table, the
 architecture/backbone names, the input size, the checkpoint and the calibration images. The
