@@ -12,4 +12,4 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Torch model zoo, export and training (needs the ``export`` extra; never imported by the node)."""
+"""Torch model zoo, export and training (the ``export`` extra; never imported by the node)."""
