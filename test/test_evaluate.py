@@ -204,3 +204,36 @@ def test_evaluate_input_errors(capsys, tmp_path, labels_model, folders):
                                tmp_path / 'report', *options)
         assert code == 1 and message in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_cityscapes_model_scored_on_camvid_with_the_bundled_map(capsys, tmp_path, labels_model,
+                                                                folders):
+    import shutil
+
+    from seg_perception.core.spec import load_spec, ModelSpec
+    from seg_perception.tools.evaluate import load_class_map
+
+    # the same network, described by a sidecar as a Cityscapes model (its ids 0..10 are then
+    # road, sidewalk, building, wall, fence, pole, traffic light, traffic sign, vegetation,
+    # terrain, sky)
+    cityscapes = load_class_table('cityscapes')
+    model = tmp_path / 'cityscapes_model.onnx'
+    shutil.copy(labels_model, model)
+    spec = Segmenter(labels_model).spec.to_dict()
+    spec.update(classes=[{'id': c.id, 'name': c.name, 'color': list(c.color)}
+                         for c in cityscapes.classes],
+                dataset='cityscapes', drivable_classes=['road'])
+    ModelSpec.from_dict(spec).save_yaml(str(tmp_path / 'cityscapes_model.yaml'))
+    assert load_spec(str(model)).dataset == 'cityscapes'
+    code, out, err = run_cli(capsys, 'evaluate', '--model', model, '--images', folders[0],
+                             '--labels', folders[1], '--classes', 'cityscapes_to_camvid',
+                             '--report', tmp_path / 'report')
+    assert code == 0, err
+    metrics = load_metrics(tmp_path / 'report')
+    assert metrics['input']['gt_classes'] == 'camvid' and metrics['classes'][ROAD] == 'Road'
+    class_lut, unmapped = load_class_map('cityscapes_to_camvid', cityscapes.classes,
+                                         load_class_table('camvid'))
+    assert unmapped == []
+    assert [int(class_lut[i]) for i in range(11)] == [3, 4, 1, 1, 7, 2, 6, 6, 5, 5, 0]
+    confusion, _ = direct_scores(str(model), sample_pairs(folders), class_lut)
+    assert metrics['segmentation']['confusion'] == confusion.matrix.tolist()

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from bag_helpers import make_bag, read_topic, run_cli, sample_folders, stamp_of
+from bag_helpers import read_topic, run_cli, sample_folders, stamp_of
 import cv2
 import numpy as np
 import pytest

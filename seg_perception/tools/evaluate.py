@@ -36,6 +36,7 @@ from seg_perception.core.errors import DataError, SpecError
 DEFAULT_STRIP_FRAMES = 3
 THUMBNAIL_WIDTH = 320
 DRIVABLE_TOPIC = '/segmentation/drivable_mask'
+CLASS_MAPS_FOLDER = 'class_maps'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,9 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--gt-classes', metavar='TABLE',
                         help='class table of the ground truth, a name (camvid, cityscapes) or '
                              'YAML (default: the target of --classes, else the model classes)')
-    parser.add_argument('--classes', metavar='MAP.yaml',
-                        help='map the model classes onto the ground-truth table: YAML '
-                             '{model class name: GT class name or null}')
+    parser.add_argument('--classes', metavar='MAP',
+                        help='map the model classes onto the ground-truth table: a YAML '
+                             '{model class name: GT class name or null}, or a bundled map '
+                             '(e.g. cityscapes_to_camvid)')
     parser.add_argument('--max', type=int, metavar='N', help='stop after N frames')
     parser.add_argument('--strip', type=int, default=DEFAULT_STRIP_FRAMES, metavar='K',
                         help='worst and best K frames shown in the report (default %(default)s)')
@@ -104,15 +106,34 @@ def table_from_spec(spec: Any) -> Any:
                       source=spec.source)
 
 
-def load_class_map(path: str, pred_classes: Sequence[Any], gt_table: Any
-                   ) -> Tuple[np.ndarray, List[str]]:
-    """Read a {model class: GT class or null} YAML; return the id LUT and unmapped classes.
+def resolve_class_map(name_or_path: str) -> str:
+    """Return a class map path: a file, or a bundled name such as ``cityscapes_to_camvid``."""
+    from seg_perception.core.spec import CLASSES_DIR
 
-    Model classes mapped to null, or left out, become ``255`` in the LUT: their pixels count as
-    wrong wherever the ground truth has a class. Unknown names on either side raise SpecError.
-    """
+    if os.path.exists(name_or_path):
+        return name_or_path
+    folders = [os.path.join(os.path.dirname(CLASSES_DIR), CLASS_MAPS_FOLDER)]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders.append(os.path.join(get_package_share_directory('seg_perception'), 'config',
+                                    CLASS_MAPS_FOLDER))
+    except Exception:  # noqa: BLE001 - ament index absent or package not installed
+        pass
+    for folder in folders:
+        candidate = os.path.join(folder, f'{name_or_path}.yaml')
+        if os.path.exists(candidate):
+            return candidate
+    bundled = sorted(f[:-5] for f in os.listdir(folders[0]) if f.endswith('.yaml')) \
+        if os.path.isdir(folders[0]) else []
+    raise SpecError(f'{name_or_path}: class map not found (give a YAML path or one of '
+                    f'{bundled})')
+
+
+def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str]]:
+    """Return (path, {model class: GT class or None}, target table name or None)."""
     import yaml
 
+    path = resolve_class_map(name_or_path)
     try:
         with open(path, encoding='utf-8') as stream:
             data = yaml.safe_load(stream)
@@ -120,10 +141,24 @@ def load_class_map(path: str, pred_classes: Sequence[Any], gt_table: Any
         raise SpecError(f'{path}: cannot read class map ({error.strerror})') from None
     except yaml.YAMLError as error:
         raise SpecError(f'{path}: invalid YAML ({" ".join(str(error).split())})') from None
+    target = None
     if isinstance(data, dict) and isinstance(data.get('map'), dict):
+        target = data.get('target')
         data = data['map']
     if not isinstance(data, dict) or not data:
-        raise SpecError(f'{path}: expected a mapping {{model class name: GT class name}}')
+        raise SpecError(f'{path}: expected a mapping {{model class name: GT class name}} (or '
+                        '{target: TABLE, map: {...}})')
+    return path, data, str(target) if target else None
+
+
+def load_class_map(name_or_path: str, pred_classes: Sequence[Any], gt_table: Any
+                   ) -> Tuple[np.ndarray, List[str]]:
+    """Read a {model class: GT class or null} YAML; return the id LUT and unmapped classes.
+
+    Model classes mapped to null, or left out, become ``255`` in the LUT: their pixels count as
+    wrong wherever the ground truth has a class. Unknown names on either side raise SpecError.
+    """
+    path, data, _ = read_class_map(name_or_path)
     source = {c.name.lower(): c.id for c in pred_classes}
     target = {c.name.lower(): c.id for c in gt_table.classes}
     lut = np.full(256, gt_table.ignore_index, np.uint8)
@@ -152,15 +187,7 @@ def class_setup(args: argparse.Namespace, pred_table: Optional[Any]) -> ClassSet
     """
     from seg_perception.core.spec import load_class_table
 
-    target = None
-    if args.classes and not args.gt_classes:
-        import yaml
-        try:
-            with open(args.classes, encoding='utf-8') as stream:
-                raw = yaml.safe_load(stream)
-            target = raw.get('target') if isinstance(raw, dict) else None
-        except (OSError, yaml.YAMLError):
-            target = None  # load_class_map reports it
+    target = read_class_map(args.classes)[2] if args.classes and not args.gt_classes else None
     if args.gt_classes or target:
         gt_table = load_class_table(args.gt_classes or target)
     elif pred_table is not None:

@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, SegPerceptionError
 
 DEFAULT_RECORD_WAIT_S = 10.0
 DEFAULT_LINGER_S = 1.0
@@ -199,7 +199,10 @@ def run(args: argparse.Namespace) -> int:
         if args.record and os.path.exists(args.record):
             raise DataError(f'{args.record}: exists already; remove it or choose another output')
         classes = {t: message_class(m) for t, m in topics.items()}
-        apply_profile()  # before rclpy creates the DDS participant
+        try:
+            apply_profile()  # before rclpy creates the DDS participant; the user's file wins
+        except SegPerceptionError:
+            pass  # no shipped profile (e.g. a partial install): Fast DDS defaults
         return _play(args, reader, topics, classes, remaps, wait_s)
 
 
