@@ -103,8 +103,7 @@ class OutputStages:
         after_drivable = clock()
         colors = blended = None
         if color or overlay_rgb is not None:
-            colors = (post.to_source(colorize(small_labels, self.lut), geometry) if small
-                      else colorize(labels, self.lut))
+            colors = colorize(labels, self.lut)
             if overlay_rgb is not None:
                 blended = blend(overlay_rgb, colors, labels, overlay_alpha)
         end = clock()
