@@ -197,3 +197,25 @@ def test_ros1_messages_convert_to_ros2(tmp_path):
     assert bagio.stamp_ns(ros2) == 1_500_000_000_123 and ros2.header.frame_id == 'cam'
     array, encoding = bagio.image_from_message(ros2, bagio.IMAGE)
     np.testing.assert_array_equal(array, image)
+
+
+def test_damaged_mcap_summary_and_header(tmp_path, capsys, folders):
+    images, _ = folders
+    path = make_bag(capsys, str(tmp_path / 'bag.mcap'), images)
+    size = os.path.getsize(path)
+    with open(path, 'r+b') as stream:  # the footer points the index to a wrong offset
+        stream.seek(size - 28)
+        stream.write(b'\xff' * 8)
+    received = []
+    with bagio.BagReader(path) as reader:
+        assert reader.truncated.startswith('MCAP summary unreadable')
+        with pytest.raises(bagio.BagReadError, match='bag damaged: reading stopped after 3 '):
+            for message in reader.messages([bagio.DEFAULT_IMAGE_TOPIC]):
+                received.append(bagio.stamp_ns(reader.deserialize(message)))
+    assert received == [stamp_of(i) for i in range(3)]
+    with open(path, 'r+b') as stream:  # and over the first record
+        stream.seek(9)
+        stream.write(b'\xff' * 16)
+    with pytest.raises(DataError, match='cannot open bag') as error:
+        bagio.BagReader(path).open()
+    assert path in str(error.value) and '\n' not in str(error.value)

@@ -18,9 +18,10 @@ Reads ROS 2 bags (a bag directory, a single ``.mcap`` or ``.db3`` file) and ROS 
 writes ROS 2 bags as a single ``.mcap``/``.db3`` file or a bag directory, and ROS 1 ``.bag``
 files. Images become numpy arrays through the core codec (``seg_perception.core.imagecodec``).
 
-A truncated MCAP file (a recorder that was killed never writes the footer) is read up to the
-last complete record; the read then stops with :class:`BagReadError` naming the byte offset, so
-tools can keep and write what they have and still fail.
+A truncated MCAP file (a recorder that was killed never writes the footer), or one whose summary
+is damaged, is read record by record up to the damage; the read then stops with
+:class:`BagReadError` naming the byte offset, so tools can keep and write what they have and
+still fail.
 """
 
 from dataclasses import dataclass, fields, is_dataclass
@@ -31,18 +32,15 @@ import shutil
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag1 import ReaderError as Ros1ReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag1 import WriterError as Ros1WriterError
 from rosbags.rosbag2 import Reader as Ros2Reader
-from rosbags.rosbag2 import ReaderError as Ros2ReaderError
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.rosbag2 import Writer as Ros2Writer
 from rosbags.rosbag2 import WriterError as Ros2WriterError
 from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.rosbag2.storage_mcap import McapReader, Statistics
-from rosbags.serde import SerdeError
 from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
@@ -67,9 +65,13 @@ DEFAULT_CAMERA_INFO_TOPIC = '/camera/camera_info'
 DEFAULT_GT_TOPIC = '/camera/labels_gt'
 DEFAULT_LABELS_TOPIC = '/segmentation/labels'
 
-_READ_ERRORS = (AnyReaderError, Ros1ReaderError, Ros2ReaderError, SerdeError, OSError,
-                EOFError, ValueError, KeyError, IndexError)
+# rosbags parses untrusted bytes: a corrupt bag can surface as any of its own errors or as
+# struct.error, OverflowError, UnicodeDecodeError, ... from deep inside. Every one of them means
+# "this bag is damaged here", so readers catch them all (KeyboardInterrupt is not an Exception).
+_READ_ERRORS = (Exception,)
 _TRUNCATED_MCAP = ('File end magic is invalid', 'Invalid MCAP footer')
+_NOT_MCAP = ('File magic is invalid', 'Profile is not ros2', 'Unexpected record',
+             'seems to be empty')
 
 
 class BagReadError(DataError):
@@ -110,20 +112,23 @@ def format_stamp(nanoseconds: int) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 class _SalvageMcapReader(McapReader):
-    """MCAP storage reader that reads a file without footer (truncated) record by record."""
+    """MCAP storage reader that scans a file record by record when its summary is unusable.
+
+    A killed recorder leaves no footer; a damaged summary or index can fail in many ways. The
+    data records before the damage are still good: they are found by a sequential scan.
+    """
 
     def _open(self) -> None:
         try:
             super()._open()
-        except Ros2ReaderError as error:
-            if not str(error).startswith(_TRUNCATED_MCAP):
+        except Exception as error:  # noqa: BLE001 - any failure of the summary: scan instead
+            if str(error).startswith(_NOT_MCAP) or self.bio is None:
                 raise
-            assert self.bio is not None
             self.data_end = self.bio.seek(0, os.SEEK_END)
             self.chunks = []
             try:
-                self.meta_scan()  # schemas and channels come first; stops at the cut
-            except Ros2ReaderError:
+                self.meta_scan()  # schemas and channels come first; stops at the damage
+            except Exception:  # noqa: BLE001 - the scan ends where the file is damaged
                 pass
             self.statistics = Statistics(0, len(self.schemas), len(self.channels), 0, 0, 0,
                                          0, 0, {})
@@ -195,21 +200,31 @@ class BagReader:
         default_store = typestore('noetic' if path.suffix == '.bag' else self.default_distro)
         try:
             self._reader = self._open_reader(path, default_store, salvage=False)
-        except (AnyReaderError, Ros2ReaderError) as error:
-            if path.suffix == '.bag' or not str(error).startswith(_TRUNCATED_MCAP):
-                raise DataError(f'{self.path}: cannot open bag ({one_line(error)})') from None
-            self.truncated = f'no MCAP footer ({one_line(error)}): the file is truncated'
-            try:
-                self._reader = self._open_reader(path, default_store, salvage=True)
-            except _READ_ERRORS as salvage_error:
-                raise DataError(f'{self.path}: cannot open bag: {self.truncated}, and nothing '
-                                f'could be salvaged ({one_line(salvage_error)})') from None
-            if not self._reader.connections:
-                self.close()
-                raise DataError(f'{self.path}: cannot open bag: {self.truncated} before the '
-                                'first complete chunk; nothing can be salvaged')
         except _READ_ERRORS as error:
-            raise DataError(f'{self.path}: cannot open bag ({one_line(error)})') from None
+            if not self._uses_mcap(path) or str(error).startswith(_NOT_MCAP):
+                raise DataError(f'{self.path}: cannot open bag ({one_line(error)})') from None
+            self.truncated = (f'no MCAP footer, the file is truncated ({one_line(error)})'
+                              if str(error).startswith(_TRUNCATED_MCAP) else
+                              f'MCAP summary unreadable ({one_line(error)})')
+            self._salvage(path, default_store)
+
+    def _salvage(self, path: Path, default_store: Typestore) -> None:
+        """Open an MCAP bag whose summary failed by scanning its records from the start."""
+        try:
+            self._reader = self._open_reader(path, default_store, salvage=True)
+        except _READ_ERRORS as error:
+            raise DataError(f'{self.path}: cannot open bag: {self.truncated}, and nothing '
+                            f'could be salvaged ({one_line(error)})') from None
+        if not self._reader.connections:
+            self.close()
+            raise DataError(f'{self.path}: cannot open bag: {self.truncated}; the damage is '
+                            'before the first complete chunk, nothing can be salvaged')
+
+    @staticmethod
+    def _uses_mcap(path: Path) -> bool:
+        if path.is_dir():
+            return any(p.suffix == '.mcap' for p in path.iterdir())
+        return path.suffix == '.mcap'
 
     @staticmethod
     def _open_reader(path: Path, default_store: Typestore, salvage: bool) -> AnyReader:
@@ -306,15 +321,20 @@ class BagReader:
             except _READ_ERRORS as error:
                 where = (f'after {count} messages (last log time {format_stamp(last_time)})'
                          if last_time is not None else 'before the first message')
-                kind = 'truncated' if self.truncated else 'corrupt'
-                raise BagReadError(f'{self.path}: bag {kind}: reading stopped {where}: '
+                kind = self._damage_kind()
+                raise BagReadError(f'{self.path}: bag {kind}: reading stopped {where} at '
                                    f'{one_line(error)}', count) from None
             yield BagMessage(connection.topic, connection.msgtype, log_time, raw, count)
             count += 1
             last_time = log_time
         if self.truncated:
-            raise BagReadError(f'{self.path}: bag truncated: {self.truncated}; read {count} '
-                               'messages up to the cut', count)
+            raise BagReadError(f'{self.path}: bag {self._damage_kind()}: {self.truncated}; '
+                               f'read {count} messages up to the damage', count)
+
+    def _damage_kind(self) -> str:
+        if not self.truncated:
+            return 'corrupt'
+        return 'truncated' if self.truncated.startswith('no MCAP footer') else 'damaged'
 
     def deserialize(self, message: BagMessage) -> Any:
         """Deserialize a message; a corrupt message raises DataError naming it."""
