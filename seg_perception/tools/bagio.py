@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Bag reading and writing over the ``rosbags`` library: no rosbag2 or ROS install needed.
+"""
+Bag reading and writing over the ``rosbags`` library: no rosbag2 or ROS install needed.
 
 Reads ROS 2 bags (a bag directory, a single ``.mcap`` or ``.db3`` file) and ROS 1 ``.bag`` files;
 writes ROS 2 bags as a single ``.mcap``/``.db3`` file or a bag directory, and ROS 1 ``.bag``
@@ -75,7 +76,8 @@ _NOT_MCAP = ('File magic is invalid', 'Profile is not ros2', 'Unexpected record'
 
 
 class BagReadError(DataError):
-    """Reading stopped in the middle of a bag (corrupt or truncated); earlier messages are valid.
+    """
+    Reading stopped in the middle of a bag (corrupt or truncated); earlier messages are valid.
 
     ``messages_read`` counts the messages delivered before the failure.
     """
@@ -112,7 +114,8 @@ def format_stamp(nanoseconds: int) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 class _SalvageMcapReader(McapReader):
-    """MCAP storage reader that scans a file record by record when its summary is unusable.
+    """
+    MCAP storage reader that scans a file record by record when its summary is unusable.
 
     A killed recorder leaves no footer; a damaged summary or index can fail in many ways. The
     data records before the damage are still good: they are found by a sequential scan.
@@ -164,7 +167,8 @@ class BagMessage:
 
 
 class BagReader:
-    """Read a ROS 1 or ROS 2 bag with rosbags; every failure is a one-line DataError.
+    """
+    Read a ROS 1 or ROS 2 bag with rosbags; every failure is a one-line DataError.
 
     Use as a context manager. ``truncated`` is set when the bag had to be salvaged (an MCAP file
     without footer): its messages can be read up to the cut, then BagReadError is raised.
@@ -300,7 +304,8 @@ class BagReader:
     # -- messages ------------------------------------------------------------------------------
     def messages(self, topics: Optional[Iterable[str]] = None,
                  start_ns: Optional[int] = None) -> Iterator[BagMessage]:
-        """Yield the serialized messages of topics (all when None) in log-time order.
+        """
+        Yield the serialized messages of topics (all when None) in log-time order.
 
         A read failure in the middle of the bag raises BagReadError naming the bag, the number of
         messages read and the last good log time; the messages before it were yielded.
@@ -355,7 +360,8 @@ class BagReader:
 
 
 def convert_message(message: Any, store: Typestore) -> Any:
-    """Rebuild a message (e.g. read from a ROS 1 bag) as the same type of another typestore.
+    """
+    Rebuild a message (e.g. read from a ROS 1 bag) as the same type of another typestore.
 
     Fields are matched by name, case-insensitively (ROS 1 ``K`` is ROS 2 ``k``); fields the
     target type does not have (ROS 1 ``Header.seq``) are dropped.
@@ -377,7 +383,8 @@ def convert_message(message: Any, store: Typestore) -> Any:
 
 def image_from_message(message: Any, msgtype: str,
                        source: str = 'image') -> Tuple[np.ndarray, str]:
-    """Return (array, encoding) of a deserialized Image or CompressedImage (raises InputError).
+    """
+    Return (array, encoding) of a deserialized Image or CompressedImage (raises InputError).
 
     ``source`` names the message in error messages (e.g. topic and stamp).
     """
@@ -448,7 +455,8 @@ def make_camera_info(store: Typestore, header: Any, width: int, height: int,
 
 # -- writing -----------------------------------------------------------------------------------
 class BagWriter:
-    """Write a bag: ``X.mcap``/``X.db3`` (one ROS 2 file), ``X.bag`` (ROS 1) or a directory.
+    """
+    Write a bag: ``X.mcap``/``X.db3`` (one ROS 2 file), ``X.bag`` (ROS 1) or a directory.
 
     A directory path gives a ROS 2 bag directory with ``storage`` (mcap or sqlite3). The output
     must not exist. Messages are built with :attr:`store` (see ``make_*``), then written with

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception evaluate``: score a model, or recorded predictions, against ground truth.
+"""
+``seg-perception evaluate``: score a model, or recorded predictions, against ground truth.
 
 Ground truth comes from an image and a label folder (matched by file stem), from a bag (mono8
 labels matched to the images by header stamp), and predictions either from running the model or
@@ -153,7 +154,8 @@ def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str
 
 def load_class_map(name_or_path: str, pred_classes: Sequence[Any], gt_table: Any
                    ) -> Tuple[np.ndarray, List[str]]:
-    """Read a {model class: GT class or null} YAML; return the id LUT and unmapped classes.
+    """
+    Read a {model class: GT class or null} YAML; return the id LUT and unmapped classes.
 
     Model classes mapped to null, or left out, become ``255`` in the LUT: their pixels count as
     wrong wherever the ground truth has a class. Unknown names on either side raise SpecError.
@@ -180,7 +182,8 @@ def load_class_map(name_or_path: str, pred_classes: Sequence[Any], gt_table: Any
 
 
 def class_setup(args: argparse.Namespace, pred_table: Optional[Any]) -> ClassSetup:
-    """Resolve the GT table, the prediction -> GT mapping and the drivable classes.
+    """
+    Resolve the GT table, the prediction -> GT mapping and the drivable classes.
 
     ``pred_table`` holds the classes of the predictions (the model's, or ``--pred-classes``);
     None means the predictions use the ground-truth classes.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Frame sources for the offline tools: image folders and bag topics, decoded in a worker pool.
+"""
+Frame sources for the offline tools: image folders and bag topics, decoded in a worker pool.
 
 A source yields :class:`FrameJob` objects in order; :func:`ordered_map` runs their decoding in
 threads (OpenCV releases the GIL) and hands the results back in the same order, so the model
@@ -96,7 +97,8 @@ def decode(job: FrameJob) -> Frame:
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int = DEFAULT_WORKERS,
                 depth: int = 0) -> Iterator[R]:
-    """Yield function(item) for each item, in order, computed by a pool of threads.
+    """
+    Yield function(item) for each item, in order, computed by a pool of threads.
 
     At most ``depth`` (default 2 x workers) results are pending. If the item iterator raises
     (e.g. a truncated bag), the results already submitted are yielded first, then the error
@@ -179,7 +181,8 @@ def check_label(labels: np.ndarray, source: str, lut: Optional[np.ndarray] = Non
 
 def folder_jobs(images: str, labels: Optional[str] = None, lut: Optional[np.ndarray] = None,
                 every: int = 1, limit: Optional[int] = None) -> Tuple[List[FrameJob], int]:
-    """Return jobs for an image folder (labels matched by file stem) and the orphan label count.
+    """
+    Return jobs for an image folder (labels matched by file stem) and the orphan label count.
 
     An image without a label file becomes a job skipped with reason ``no_gt``.
     """
@@ -280,7 +283,8 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                      lut: Optional[np.ndarray], stats: MatchStats,
                      window_s: float = MATCH_WINDOW_S, limit: Optional[int] = None
                      ) -> Iterator[FrameJob]:
-    """Yield image jobs with ground truth matched by header stamp (exact nanoseconds).
+    """
+    Yield image jobs with ground truth matched by header stamp (exact nanoseconds).
 
     Messages are read once in log-time order; an image waits for its label (and a label for its
     image) until the bag's log time is ``window_s`` past it. Images without a label come out

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception infer``: run the core Segmenter over every frame of a bag or image folder.
+"""
+``seg-perception infer``: run the core Segmenter over every frame of a bag or image folder.
 
 Deterministic and offline: no DDS, no dropped frames. Writes label PNGs (lossless class ids, 255 =
 unlabeled), drivable masks and overlays into ``--out``, and/or an output bag (``--out-bag``)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception make-bag``: turn an image folder (and its label folder) into a bag.
+"""
+``seg-perception make-bag``: turn an image folder (and its label folder) into a bag.
 
 Frames are sorted by file name and stamped ``1 / rate`` apart; the header stamp is also the log
 time. Labels (matched by file stem) go on a mono8 topic with the same stamps, so ``evaluate
@@ -71,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_camera_info(path: str) -> Dict[str, Any]:
-    """Read a camera_calibration YAML; return width, height, distortion model, d, k, r, p.
+    """
+    Read a camera_calibration YAML; return width, height, distortion model, d, k, r, p.
 
     Errors name the file and the field: a missing key, or a matrix with the wrong element count.
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The offline segmentation loop of ``infer`` and ``evaluate``: decode, segment, write.
+"""
+The offline segmentation loop of ``infer`` and ``evaluate``: decode, segment, write.
 
 Three stages overlap: a decode pool reads and decodes the next frames, the main thread runs the
 model on one frame at a time (deterministic, in order), and a write pool encodes and writes the
@@ -160,7 +161,8 @@ def run_loop(jobs: Iterable[frames_module.FrameJob], segment: Callable[[Any], An
              collect: Callable[[Any], None], skips: SkipCounter, timing: Timing,
              workers: int, total: Optional[int] = None, desc: str = 'frames'
              ) -> Optional[DataError]:
-    """Decode jobs in a pool, segment each frame here, hand (frame, result) to a write pool.
+    """
+    Decode jobs in a pool, segment each frame here, hand (frame, result) to a write pool.
 
     ``segment(frame)`` returns ``(result, timings_ms)`` and runs on this thread; its time is the
     model time. ``handle(frame, result)`` runs in the write pool and its return value goes to
@@ -205,7 +207,8 @@ def run_loop(jobs: Iterable[frames_module.FrameJob], segment: Callable[[Any], An
 
 
 def timed_segment(segmenter: Any, timing: Timing, **options: Any) -> Callable[[Any], Any]:
-    """Return a ``segment`` function for :func:`run_loop` that records model time in timing.
+    """
+    Return a ``segment`` function for :func:`run_loop` that records model time in timing.
 
     The core returns new arrays on every call, so results can go to the write pool as they are.
     """
@@ -216,4 +219,3 @@ def timed_segment(segmenter: Any, timing: Timing, **options: Any) -> Callable[[A
         timing.add(dict(getattr(result, 'timings', {}) or {}), elapsed_ms)
         return result
     return segment
-

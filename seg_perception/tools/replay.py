@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception replay``: publish a bag's camera topics with rclpy, no rosbag2 needed.
+"""
+``seg-perception replay``: publish a bag's camera topics with rclpy, no rosbag2 needed.
 
 Messages go out at their recorded timing divided by ``--rate``, with sensor-data QoS (best
 effort, keep last), exactly as recorded (ROS 2 CDR bytes are published as they are; ROS 1

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluation reports: ``metrics.json``, ``report.md`` and a self-contained ``report.html``.
+"""
+Evaluation reports: ``metrics.json``, ``report.md`` and a self-contained ``report.html``.
 
 The HTML embeds its matplotlib figures as PNG data URIs (per-class IoU bars, the row-normalized
 confusion matrix, a strip of the worst and best frames, the latency histogram), so the one file
