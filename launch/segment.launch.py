@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Start the segmentation node (and optionally RViz) with the large-image DDS profile.
+"""
+Start the segmentation node (and optionally RViz) with the large-image DDS profile.
 
     ros2 launch seg_perception segment.launch.py image_topic:=/camera/image_raw
     ros2 launch seg_perception segment.launch.py model_path:=/models/pspnet.onnx use_rviz:=true

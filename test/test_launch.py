@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The launch file, the parameter file and the node's declared parameters cannot drift apart.
+"""
+The launch file, the parameter file and the node's declared parameters cannot drift apart.
 
 launch_ros is not installable from PyPI, so the launch file is parsed (ast), not executed; where
 launch_ros is importable a real launch runs the node. The node's declared parameters are read

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The segmentation node over real DDS: node in a subprocess, this process publishes and listens.
+"""
+The segmentation node over real DDS: node in a subprocess, this process publishes and listens.
 
 Frames are real CamVid images; the reference is the core Segmenter run here on the same pixels.
 Every wait is on a condition with a generous deadline (the CI machine is slow and shared).
@@ -177,7 +178,7 @@ def test_malformed_messages_are_rejected_counted_and_logged_once(raw, camvid_sam
     """Every malformed kind: rejected, counted by reason, one log line; next frame served."""
     node, peer = raw
     cases = malformed_messages(camvid_samples[1][1])
-    before = peer.wait_for_diagnostics(lambda v: True, FRAME_TIMEOUT)
+    before = peer.fresh_diagnostics(FRAME_TIMEOUT)
     sends = 3
     for msg in cases.values():
         for _ in range(sends):
@@ -213,11 +214,48 @@ def test_720p_frames_cross_processes_with_the_shipped_profile(raw, camvid_sample
     assert arrived >= 9, f'{arrived}/10 720p frames came back\n{node.log()[-2000:]}'
 
 
+def test_stamp_gaps_and_a_low_rate_show_in_diagnostics(raw, camvid_samples):
+    """Frames lost before the node (gaps in the stamps) are estimated and flagged."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from seg_perception.ros.peer import STATUS_LEVEL
+
+    node, peer = raw
+    assert peer.set_parameters({'expected_rate': 30.0})[0].successful
+    period_ns = int(1e9 / 30)
+    start = time.time_ns()
+
+    def send_index(index):
+        send(peer, raw_message(camvid_samples[6][1], 'rgb8', 'gaps',
+                               stamp_ns=start + index * period_ns), node)
+
+    published = int(peer.fresh_diagnostics(FRAME_TIMEOUT)['frames_published'])
+    send_index(0)  # the jump from earlier frames to this one is not part of the measurement
+    before = int(peer.wait_for_diagnostics(lambda v: int(v['frames_published']) > published,
+                                           FRAME_TIMEOUT)['frames_lost_upstream'])
+    skipped = 0
+    for index in range(1, 30):  # a 30 Hz camera of which every third frame is lost on the way
+        if index % 3 == 2:
+            skipped += 1
+        else:
+            send_index(index)
+    values = peer.wait_for_diagnostics(
+        lambda v: int(v['frames_lost_upstream']) - before >= skipped - 1, FRAME_TIMEOUT)
+    assert values, peer.latest_diagnostics()
+    assert int(values['frames_lost_upstream']) - before <= skipped + 1
+    # nothing arrives now: the input rate is below the expected 30 Hz
+    low = peer.wait_for_diagnostics(
+        lambda v: v[STATUS_LEVEL] == ord(DiagnosticStatus.WARN) and 'below expected' in
+        v['status.message'], FRAME_TIMEOUT)
+    assert low, peer.latest_diagnostics()
+    assert peer.set_parameters({'expected_rate': 0.0})[0].successful
+
+
 def test_drop_if_busy_keeps_latency_bounded_and_counts_drops(raw, camvid_samples):
     """Far above the node's speed, frames are dropped (counted) and latency does not grow."""
     node, peer = raw
     msg = raw_message(camvid_samples[2][1], 'rgb8', 'burst')
-    before = int(peer.wait_for_diagnostics(lambda v: True, FRAME_TIMEOUT)['frames_dropped_busy'])
+    before = int(peer.fresh_diagnostics(FRAME_TIMEOUT)['frames_dropped_busy'])
     peer.clear()
     stamps = []
     started = time.monotonic()
@@ -248,7 +286,7 @@ def test_optional_outputs_follow_subscribers_and_runtime_parameters(raw, referen
     rgb = camvid_samples[4][1]
 
     def counts():
-        values = peer.wait_for_diagnostics(lambda v: True, FRAME_TIMEOUT)
+        values = peer.fresh_diagnostics(FRAME_TIMEOUT)
         return int(values.get('published.labels', 0)), int(values.get('published.overlay', 0))
 
     for _ in range(3):

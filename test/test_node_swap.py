@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Runtime model swap under a 30 Hz camera stream, over real DDS with the node in a subprocess.
+"""
+Runtime model swap under a 30 Hz camera stream, over real DDS with the node in a subprocess.
 
 Each output is attributed to the model that made it by comparing it with both models run here on
 the same frame; frames carry their sequence number in frame_id, so a gap is counted in frames.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The class table message on ``~/label_info``, in the most standard form the machine has.
+"""
+The class table message on ``~/label_info``, in the most standard form the machine has.
 
 With vision_msgs installed it is a ``vision_msgs/LabelInfo`` (class ids and names, as
 REP-independent vision pipelines expect); without it a ``std_msgs/String`` holding the class

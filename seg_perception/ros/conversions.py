@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""sensor_msgs Image/CompressedImage <-> numpy: a thin layer over core.imagecodec.
+"""
+sensor_msgs Image/CompressedImage <-> numpy: a thin layer over core.imagecodec.
 
 Decoding (encodings, ``step`` padding, big-endian data, validation) is the core's job; this
 module only moves message fields in and out. Outputs are built with ``data = array.tobytes()``
@@ -31,7 +32,8 @@ from seg_perception.core.imagecodec import (array_to_buffer, compressed_format,
 
 
 def image_from_msg(msg: Image, source: str = 'image') -> Tuple[np.ndarray, str]:
-    """Return (array, encoding) of a sensor_msgs/Image; malformed messages raise InputError.
+    """
+    Return (array, encoding) of a sensor_msgs/Image; malformed messages raise InputError.
 
     ``source`` (the topic) names the input in error messages.
     """

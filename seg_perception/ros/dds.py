@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The shipped Fast DDS profile for large images (config/fastdds_shm.xml).
+"""
+The shipped Fast DDS profile for large images (config/fastdds_shm.xml).
 
 Fast DDS reads ``FASTDDS_DEFAULT_PROFILES_FILE`` once per process, when the first participant is
 created (``rclpy.init``): call :func:`apply_profile` before that in every process that publishes

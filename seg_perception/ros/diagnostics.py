@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Counters, rates and latency percentiles of the node, and the /diagnostics status they make.
+"""
+Counters, rates and latency percentiles of the node, and the /diagnostics status they make.
 
 Thread-safe: the subscription callback counts received frames, the inference worker records
 latencies, the diagnostics timer reads a snapshot. Keys of the status are stable and documented

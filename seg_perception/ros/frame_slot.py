@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A one-frame mailbox between the subscription callback and the inference worker.
+"""
+A one-frame mailbox between the subscription callback and the inference worker.
 
 The callback puts the newest frame; if the worker has not taken the previous one yet, that one
 is replaced and counted as dropped. The worker always gets the newest frame, so latency does not

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""SegmentationNode: a lifecycle node, a thin adapter between image topics and core.Segmenter.
+"""
+SegmentationNode: a lifecycle node, a thin adapter between image topics and core.Segmenter.
 
 Threads: the executor (MultiThreadedExecutor) runs the image callback, the diagnostics timer and
 the parameter/lifecycle services in separate callback groups; the image callback only stores the
@@ -282,7 +283,8 @@ class SegmentationNode(LifecycleNode):
 
     # -- input ---------------------------------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
-        """Check the frame and store it for the worker; a frame still waiting is dropped.
+        """
+        Check the frame and store it for the worker; a frame still waiting is dropped.
 
         A raw image is validated here (a view of the message buffer, no copy, microseconds), so
         a malformed frame is counted as rejected the moment it arrives; a compressed image is

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Parameters of the segmentation node: defaults from config/segmentation.yaml, descriptors.
+"""
+Parameters of the segmentation node: defaults from config/segmentation.yaml, descriptors.
 
 The defaults live in one place, ``config/segmentation.yaml``; this module reads them and adds
 what a YAML value cannot say: description, read-only flag, range and choices. Runtime changes
@@ -211,7 +212,8 @@ def class_parameters(spec: Any) -> List[Parameter]:
 
 
 def publish_class_parameters(node: Node, spec: Any) -> None:
-    """Declare (first time) or update the read-only classes.* parameters from a model spec.
+    """
+    Declare (first time) or update the read-only classes.* parameters from a model spec.
 
     rclpy has no public way for a node to update its own read-only parameter, so the read-only
     flag is lifted for the duration of the update (``Node._descriptors`` exists in rclpy from

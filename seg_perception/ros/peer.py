@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Drive a segmentation node in another process: start it, feed it images, collect its outputs.
+"""
+Drive a segmentation node in another process: start it, feed it images, collect its outputs.
 
 Used by the node tests, ``seg-perception bench --node`` and the node demo. :class:`NodeProcess`
 runs ``segmentation_node`` as a subprocess with a generated parameter file and the shipped DDS
@@ -48,6 +49,9 @@ from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.parameters import NODE_NAME
 
 STOP_TIMEOUT_S = 15.0
+# Keys added to the recorded diagnostics values for the status level and message.
+STATUS_LEVEL = 'status.level'
+STATUS_MESSAGE = 'status.message'
 
 
 def stamp_ns(msg: Any) -> int:
@@ -173,7 +177,11 @@ class Peer:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name.startswith(self.node_fqn + ':'):
-                self._append(self.diagnostics, {kv.key: kv.value for kv in status.values})
+                values = {kv.key: kv.value for kv in status.values}
+                values.update({STATUS_LEVEL: int.from_bytes(status.level, 'little')
+                               if isinstance(status.level, bytes) else int(status.level),
+                               STATUS_MESSAGE: status.message})
+                self._append(self.diagnostics, values)
 
     def subscribe(self, output: str) -> None:
         """Record the messages of one node output (``labels``, ``overlay``, ...)."""
@@ -215,7 +223,8 @@ class Peer:
 
     def wait_ready(self, probe: Any, timeout: float, output: str = 'labels',
                    period: float = 0.5) -> bool:
-        """Wait for a full round trip: publish probe (restamped) until its output comes back.
+        """
+        Wait for a full round trip: publish probe (restamped) until its output comes back.
 
         Matching is per topic and asynchronous: the node may see our images before we see its
         outputs, so only a frame that came back proves both directions are connected.
@@ -258,6 +267,18 @@ class Peer:
         """Return the key/values of the node's newest diagnostics status ({} if none)."""
         with self._lock:
             return dict(self.diagnostics[-1]) if self.diagnostics else {}
+
+    def fresh_diagnostics(self, timeout: float) -> Dict[str, str]:
+        """
+        Return a diagnostics status generated after this call ({} on timeout).
+
+        The first status to arrive may have been in flight already, so wait for the second.
+        """
+        with self._lock:
+            seen = len(self.diagnostics)
+        if not wait_until(lambda: len(self.diagnostics) >= seen + 2, timeout):
+            return {}
+        return self.latest_diagnostics()
 
     def wait_for_diagnostics(self, predicate: Callable[[Dict[str, str]], bool],
                              timeout: float) -> Dict[str, str]:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""QoS profiles of the segmentation node, by name.
+"""
+QoS profiles of the segmentation node, by name.
 
 - ``input``: sensor data (volatile, keep last ``depth``, best effort by default) so the node
   always works on the newest frame; a queue would only add latency.
