@@ -19,7 +19,7 @@ import json
 from seg_perception.tools import cli
 
 FAST = ['--bench-size', '128x96', '--repeats', '1', '--warmup', '0', '--bench-calib-count',
-        '2']
+        '2', '--bench-eval-count', '3']
 
 
 def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
@@ -38,6 +38,7 @@ def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
         assert arch[key] > 0
     assert 0.0 <= arch['int8_label_agreement'] <= 1.0
     # mIoU against the CamVid sample labels, for both precisions
+    assert arch['eval_frames'] == 3
     assert 0.0 <= arch['miou_fp32'] <= 1.0 and 0.0 <= arch['miou_int8'] <= 1.0
     assert onnx_file['ort_file_ms'] > 0 and 'torch_ms' not in onnx_file
     assert f"| pspnet-resnet18 | 128x96 | {arch['torch_ms']:.1f} |" in out

@@ -24,8 +24,9 @@ the three are timed on the same uint8 frame, image to labels:
 - ONNX Runtime fp32 and INT8: one ``run`` of the exported graph (normalize and argmax fused).
 
 Medians over ``--repeats`` after ``--warmup`` runs, all on ``--bench-threads`` threads. The INT8
-label agreement with fp32 is measured on the calibration frames, and with labelled frames
-(``--bench-labels``) the mIoU of both. An ``.onnx`` path is timed with ONNX Runtime only.
+label agreement with fp32 is measured on the calibration frames (``--bench-calib``), and the mIoU
+of both on labelled frames (``--bench-eval IMAGES LABELS``, default the CamVid samples) at the
+model input size. An ``.onnx`` path is timed with ONNX Runtime only.
 """
 
 import argparse
@@ -42,6 +43,7 @@ from seg_perception.tools.demo import SAMPLE_IMAGES
 DEFAULT_SIZE = '480x360'  # CamVid; rounded per architecture to the nearest valid size
 DEFAULT_THREADS = 2
 DEFAULT_CALIB_COUNT = 8
+DEFAULT_EVAL_COUNT = 101  # all of CamVid val
 SAMPLE_LABELS = os.path.join(os.path.dirname(SAMPLE_IMAGES), 'labels')
 
 
@@ -57,10 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='INT8 calibration images (default: the CamVid samples)')
     parser.add_argument('--bench-calib-count', type=int, default=DEFAULT_CALIB_COUNT,
                         help='calibration images (default %(default)s)')
-    parser.add_argument('--bench-labels', metavar='DIR',
-                        help='label maps named like the calibration images (CamVid ids, 11 = '
-                             'void): adds fp32 and INT8 mIoU; default: the CamVid sample labels '
-                             'when calibrating on the samples')
+    parser.add_argument('--bench-eval', nargs=2, metavar=('IMAGES', 'LABELS'),
+                        help='labelled frames for fp32 and INT8 mIoU: an image folder and a '
+                             'folder of label maps with the same names (dataset ids, e.g. '
+                             'CamVid 11 = void); default: the CamVid samples')
+    parser.add_argument('--bench-eval-count', type=int, default=DEFAULT_EVAL_COUNT,
+                        help='evaluation frames, spread evenly (default %(default)s)')
     parser.add_argument('--bench-weights', metavar='CKPT',
                         help='trained checkpoint (only with a single architecture)')
     parser.add_argument('--bench-classes', default='camvid', help='class table (default '
@@ -109,30 +113,29 @@ def parse_model_name(name: str) -> Tuple[str, Optional[str]]:
     return arch, backbone or None
 
 
-def load_labelled(images_dir: str, labels_dir: Optional[str], count: int, classes):
-    """Return (images, labels or None) spread evenly over a folder, CamVid void -> ignore."""
+def load_labelled(images_dir: str, labels_dir: str, count: int, classes):
+    """Return (images, labels) spread evenly over a folder; labels mapped to training ids."""
     import cv2
-    import numpy as np
 
-    from seg_perception.models.calibration import load_calibration_images
+    from seg_perception.models.calibration import (evenly_spaced, IMAGE_EXTENSIONS,
+                                                   load_calibration_images)
 
     images = load_calibration_images(images_dir, count)
-    if not labels_dir:
-        return images, None
-    from seg_perception.models.calibration import evenly_spaced, IMAGE_EXTENSIONS
     names = sorted(n for n in os.listdir(images_dir) if n.lower().endswith(IMAGE_EXTENSIONS))
+    lut = classes.label_lut()
     labels = []
     for index in evenly_spaced(len(names), count):
         path = os.path.join(labels_dir, names[index])
         label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if label is None:
-            raise SegPerceptionError(f'{path}: label map missing or unreadable')
-        labels.append(classes.label_lut()[label])
-    return images, np.stack(labels)
+        if label is None or label.ndim != 2:
+            raise SegPerceptionError(f'{path}: label map missing, unreadable or not single '
+                                     'channel')
+        labels.append(lut[label])
+    return images, labels
 
 
-def bench_architecture(name: str, args: argparse.Namespace, images, labels,
-                       folder: str) -> Dict[str, object]:
+def bench_architecture(name: str, args: argparse.Namespace, calibration,
+                       evaluation, folder: str) -> Dict[str, object]:
     """Export one architecture in fp32 and INT8 and time torch, ORT fp32 and ORT INT8."""
     import cv2
     import torch
@@ -156,11 +159,9 @@ def bench_architecture(name: str, args: argparse.Namespace, images, labels,
     fp32_path = os.path.join(folder, f'{arch}-{backbone}-fp32.onnx')
     int8_path = os.path.join(folder, f'{arch}-{backbone}-int8.onnx')
     export_model(model, spec, fp32_path)
-    int8 = export_model(model, spec, int8_path, quantizer=make_quantizer(images))
+    int8 = export_model(model, spec, int8_path, quantizer=make_quantizer(calibration))
 
-    frames = [cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-              for image in images]
-    frame = frames[0][None]
+    frame = cv2.resize(calibration[0], (width, height), interpolation=cv2.INTER_LINEAR)[None]
     mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
     std = torch.tensor(spec.std).view(1, 3, 1, 1)
     pixels = torch.from_numpy(frame)
@@ -179,14 +180,17 @@ def bench_architecture(name: str, args: argparse.Namespace, images, labels,
         result[f'ort_{precision}_ms'] = median_ms(
             lambda s=session: s.run(None, {'input': frame}), args.warmup, args.repeats)
     result['int8_label_agreement'] = int8.label_agreement
-    if labels is not None:
+    if evaluation is not None:
+        # scored at the model's input size (labels resized nearest), the same for both
         for precision, session in sessions.items():
             matrix = ConfusionMatrix(table.num_classes, table.ignore_index)
-            for resized, label in zip(frames, labels):
+            for image, label in zip(*evaluation):
+                resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
                 predicted = session.run(None, {'input': resized[None]})[0][0]
-                gt = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
-                matrix.update(gt, predicted)
+                matrix.update(cv2.resize(label, (width, height),
+                                         interpolation=cv2.INTER_NEAREST), predicted)
             result[f'miou_{precision}'] = float(matrix.miou())
+        result['eval_frames'] = len(evaluation[0])
     result['fp32_vs_torch'] = result['torch_ms'] / result['ort_fp32_ms']
     result['int8_vs_fp32'] = result['ort_fp32_ms'] / result['ort_int8_ms']
     return result
@@ -236,19 +240,23 @@ def run(args: argparse.Namespace) -> int:
     if args.bench_threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise SegPerceptionError('--bench-threads and --repeats must be positive, --warmup '
                                  'not negative')
-    images = labels = None
+    calibration = evaluation = None
     if architectures:
         from seg_perception.core.spec import load_class_table
-        labels_dir = args.bench_labels
-        if labels_dir is None and os.path.abspath(args.bench_calib) == SAMPLE_IMAGES:
-            labels_dir = SAMPLE_LABELS
-        images, labels = load_labelled(args.bench_calib, labels_dir, args.bench_calib_count,
+        from seg_perception.models.calibration import load_calibration_images
+        calibration = load_calibration_images(args.bench_calib, args.bench_calib_count)
+        images_dir, labels_dir = args.bench_eval or (SAMPLE_IMAGES, SAMPLE_LABELS)
+        if os.path.isdir(images_dir) and os.path.isdir(labels_dir):
+            evaluation = load_labelled(images_dir, labels_dir, args.bench_eval_count,
                                        load_class_table(args.bench_classes))
+        elif args.bench_eval:
+            raise SegPerceptionError(f'--bench-eval {images_dir} {labels_dir}: both must be '
+                                     'folders')
     rows = []
     with tempfile.TemporaryDirectory(prefix='seg_perception_bench_') as folder:
         for name in args.model:
             row = (bench_onnx_file(name, args) if name.endswith('.onnx')
-                   else bench_architecture(name, args, images, labels, folder))
+                   else bench_architecture(name, args, calibration, evaluation, folder))
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(format_table(rows, args.bench_threads))
