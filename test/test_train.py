@@ -1,0 +1,107 @@
+# Copyright 2026 seg_perception developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``seg-perception train``: up-front data validation, a real short run, logs and resume."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+
+CLI = [sys.executable, '-m', 'seg_perception.tools.cli']
+
+
+def make_dataset(root, count=4):
+    """Lay out real CamVid sample pairs in the SegNet folder layout (train and val)."""
+    names = sorted(os.listdir(os.path.join(SAMPLES, 'images')))[:count]
+    for split in ('train', 'val'):
+        os.makedirs(root / split)
+        os.makedirs(root / f'{split}annot')
+        for name in names:
+            shutil.copy(os.path.join(SAMPLES, 'images', name), root / split / name)
+            shutil.copy(os.path.join(SAMPLES, 'labels', name), root / f'{split}annot' / name)
+    return names
+
+
+def train(args, timeout=600):
+    return subprocess.run(CLI + ['train'] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_missing_label_stops_before_training(tmp_path):
+    names = make_dataset(tmp_path / 'data')
+    os.remove(tmp_path / 'data' / 'trainannot' / names[1])
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1])
+    assert result.returncode == 1
+    assert names[1] in result.stderr and 'missing' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'run' / 'last.pt').exists()
+
+
+def test_size_mismatch_names_the_file(tmp_path):
+    names = make_dataset(tmp_path / 'data')
+    path = tmp_path / 'data' / 'valannot' / names[2]
+    cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:200])
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1])
+    assert result.returncode == 1
+    assert str(path) in result.stderr and 'differs from image size' in result.stderr
+
+
+def test_label_value_outside_class_table(tmp_path):
+    names = make_dataset(tmp_path / 'data')
+    path = tmp_path / 'data' / 'trainannot' / names[0]
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    labels[0, 0] = 42
+    cv2.imwrite(str(path), labels)
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1])
+    assert result.returncode == 1
+    assert str(path) in result.stderr and '[42]' in result.stderr
+
+
+def test_short_run_writes_checkpoints_logs_and_resumes(tmp_path):
+    make_dataset(tmp_path / 'data', count=3)
+    common = ['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--height', 96,
+              '--width', 128, '--crop', '96x128', '--batch-size', 2, '--no-progress',
+              '--threads', 1]
+    first = train(common + ['--epochs', 1])
+    assert first.returncode == 0, first.stderr[-2000:]
+    for name in ('last.pt', 'resume.pt', 'best.pt', 'history.csv', 'history.json',
+                 'curves.png'):
+        assert (tmp_path / 'run' / name).is_file(), name
+    second = train(common + ['--epochs', 2, '--resume', tmp_path / 'run' / 'resume.pt'])
+    assert second.returncode == 0, second.stderr[-2000:]
+    history = json.loads((tmp_path / 'run' / 'history.json').read_text())['history']
+    assert [row['epoch'] for row in history] == [1, 2]
+    assert all(np.isfinite(row['loss']) and 0 <= row['val_miou'] <= 100 for row in history)
+
+    import torch
+    from seg_perception.models.zoo import create_model
+    best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
+    assert all(v.dtype in (torch.float16, torch.int64) for v in best['model'].values())
+    create_model('lraspp', num_classes=11, weights=str(tmp_path / 'run' / 'best.pt'))
+
+
+@pytest.mark.parametrize('bad', [['--crop', 'big'], ['--arch', 'segformer']])
+def test_bad_usage(tmp_path, bad):
+    make_dataset(tmp_path / 'data', count=1)
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run'] + bad)
+    assert result.returncode in (1, 2)
+    assert 'Traceback' not in result.stderr
