@@ -162,6 +162,23 @@ def test_drivable_classes_can_change_per_call(color_models, labels_model, camvid
             Segmenter(labels_model, drivable_classes=['Lawn'])
 
 
+def test_confidence_gate_needs_logits(color_models, camvid_samples, caplog):
+    gate = DrivableConfig(min_confidence=250, close_size=0.0, open_size=0.0, min_area=0.0,
+                          connect_to_bottom=False)
+    rgb = camvid_samples[0][1]
+    labels_model, logits_model = color_models
+    with caplog.at_level('WARNING', logger='seg_perception'):
+        with Segmenter(labels_model, drivable_config=gate, drivable_classes=['Sky']) as fused:
+            ungated = fused.process(rgb)
+    assert any('ignores min_confidence=250' in r.getMessage() for r in caplog.records)
+    with Segmenter(logits_model, drivable_config=gate, drivable_classes=['Sky']) as segmenter:
+        gated = segmenter.process(rgb, confidence=True)
+    sky = gated.labels == 0
+    assert sky.any() and (ungated.drivable[ungated.labels == 0] == 255).all()
+    np.testing.assert_array_equal(gated.drivable > 0, sky & (gated.confidence >= 250))
+    assert (gated.drivable > 0).sum() < sky.sum()
+
+
 def test_describe(labels_segmenter, labels_model):
     info = labels_segmenter.describe()
     assert info['backend'] == 'onnxruntime' and info['provider'] == 'CPUExecutionProvider'

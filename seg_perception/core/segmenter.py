@@ -24,6 +24,7 @@ size (see :mod:`seg_perception.core.drivable`).
 """
 
 from dataclasses import dataclass, field
+import logging
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -39,6 +40,7 @@ from seg_perception.core.postprocess import Postprocessor
 from seg_perception.core.preprocess import Geometry, Preprocessor, to_rgb
 from seg_perception.core.spec import load_spec, ModelSpec
 
+LOGGER = logging.getLogger('seg_perception')
 STAGES = ('preprocess', 'infer', 'postprocess', 'drivable', 'colorize', 'total')
 
 
@@ -143,6 +145,7 @@ class Segmenter:
         except BaseException:
             self.backend.close()
             raise
+        self._warn_if_gate_cannot_apply()
         self.overlay_alpha = DEFAULT_ALPHA
         self._ids_cache: Dict[Tuple[str, ...], List[int]] = {}
 
@@ -166,6 +169,13 @@ class Segmenter:
     @drivable_config.setter
     def drivable_config(self, config: DrivableConfig) -> None:
         self._stages.drivable_config = config
+        self._warn_if_gate_cannot_apply()
+
+    def _warn_if_gate_cannot_apply(self) -> None:
+        if self.drivable_config.min_confidence > 0 and self.spec.output_kind == 'labels':
+            LOGGER.warning('%s outputs labels, so there is no confidence: the drivable mask '
+                           'ignores min_confidence=%d (export with logits output to use it)',
+                           self.model_path, self.drivable_config.min_confidence)
 
     def _check_backend_input(self) -> None:
         """Reject a spec whose input contract the loaded model cannot take."""
