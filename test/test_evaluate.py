@@ -126,12 +126,13 @@ def test_ground_truth_is_matched_by_stamp(capsys, tmp_path, labels_model):
     metrics = load_metrics(tmp_path / 'report')
     frames = metrics['frames']
     assert frames['evaluated'] == 3 and frames['skipped'] == 2
-    assert frames['skip_reasons'] == {'no_gt': 1, 'size_mismatch': 1}
+    assert frames['skip_reasons'] == {'no_gt': 1, 'gt_size_mismatch': 1}
     assert frames['gt_without_image'] == 1 and frames['duplicate_gt'] == 1
-    assert 'ground truth is 240x180, the image 480x360' in frames['skip_examples']['size_mismatch']
+    example = frames['skip_examples']['gt_size_mismatch']
+    assert 'ground truth is 240x180, the image 480x360' in example
     assert sorted(f['stamp_ns'] for f in metrics['per_frame']) == [stamp_of(i) for i in (0, 1, 4)]
     assert_scores(metrics, *direct_scores(labels_model, [pairs[i] for i in (0, 1, 4)]))
-    assert '2 skipped (no_gt 1, size_mismatch 1)' in out
+    assert '2 skipped (gt_size_mismatch 1, no_gt 1)' in out
 
 
 def test_recorded_predictions_score_like_the_model(capsys, tmp_path, labels_model, folders):

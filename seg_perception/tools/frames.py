@@ -89,7 +89,7 @@ def decode(job: FrameJob) -> Frame:
         return Frame(job, skip=error.reason, skip_message=str(error))
     frame = Frame(job, image=image, encoding=encoding, gt=gt, extras=extras)
     if gt is not None and gt.shape[:2] != image.shape[:2]:
-        frame.skip = 'size_mismatch'
+        frame.skip = 'gt_size_mismatch'
         frame.skip_message = (f'{job.name}: ground truth is {gt.shape[1]}x{gt.shape[0]}, the '
                               f'image {image.shape[1]}x{image.shape[0]}')
     return frame

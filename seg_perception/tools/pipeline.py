@@ -152,7 +152,7 @@ class SkipCounter:
         return sum(self.counts.values())
 
     def text(self) -> str:
-        """Return e.g. ``no_gt 2, size_mismatch 1``."""
+        """Return e.g. ``no_gt 2, gt_size_mismatch 1``."""
         return ', '.join(f'{reason} {count}' for reason, count in sorted(self.counts.items()))
 
 
