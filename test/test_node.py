@@ -379,3 +379,20 @@ def test_bad_start_parameters_exit_1_with_one_line(tmp_path, parameters, fault):
     errors = [line for line in node.log().splitlines() if 'error' in line.lower()]
     assert code == 1, node.log()
     assert len(errors) == 1 and fault in errors[0], node.log()
+
+
+def test_namespace_and_image_remapping(labels_model, camvid_samples, tmp_path):
+    """image:=/cam/front/image_raw works; outputs live under the node's namespace."""
+    node = NodeProcess(dict(NODE_PARAMETERS, model_path=labels_model), namespace='front',
+                       remappings=[('image', '/cam/front/image_raw')], log_dir=str(tmp_path))
+    peer = Peer(node.fqn, input_topic='/cam/front/image_raw')
+    try:
+        assert node.fqn == '/front/segmentation'
+        probe = raw_message(camvid_samples[7][1], 'rgb8', 'probe')
+        assert peer.wait_ready(probe, START_TIMEOUT), node.log()
+        msg = raw_message(camvid_samples[7][1], 'rgb8', 'front_camera')
+        check_output(send(peer, msg, node), msg)
+        assert '/front/segmentation/labels' in dict(peer.node.get_topic_names_and_types())
+    finally:
+        peer.close()
+        assert node.stop() == 0, node.log()
