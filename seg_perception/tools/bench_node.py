@@ -171,8 +171,16 @@ def run(args: argparse.Namespace) -> int:
           f'p99 {result["latency_p99_ms"]:.2f} ms ({result["frames_received"]} of '
           f'{result["frames_sent"]} frames after a {WARMUP_S:g} s warm-up; node dropped '
           f'{result["node_dropped_busy"]} while busy)')
-    stages = ', '.join(f'{k} {v:.2f}' for k, v in result['node_stage_p50_ms'].items())
-    print(f'node stages p50 ms (from /diagnostics): {stages}')
+    stages = result['node_stage_p50_ms']
+    print('node stages p50 ms (from /diagnostics): ' +
+          ', '.join(f'{k} {v:.2f}' for k, v in stages.items()))
+    if {'stamp_to_publish', 'total', 'queue'} <= set(stages):
+        into_node = stages['stamp_to_publish'] - stages['total'] - stages['queue']
+        back = result['latency_p50_ms'] - stages['stamp_to_publish']
+        print(f'where the p50 goes (medians, approximate): camera -> node callback (DDS) '
+              f'{into_node:.1f} ms, waiting for the worker {stages["queue"]:.1f} ms, node '
+              f'processing {stages["total"]:.1f} ms (infer {stages.get("infer", 0.0):.1f}), '
+              f'node -> viewer (DDS) {back:.1f} ms')
     ratio50, ratio99 = result['p50_over_inference'], result['p99_over_p50']
     print(f'p50 / inference = {ratio50:.2f} (target <= {P50_TARGET}: '
           f'{"met" if ratio50 <= P50_TARGET else "NOT met"}); p99 / p50 = {ratio99:.2f} '
