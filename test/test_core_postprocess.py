@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core.errors import SpecError
-from seg_perception.core.postprocess import Postprocessor
+from seg_perception.core.postprocess import Postprocessor, resize_nearest
 from seg_perception.core.preprocess import Geometry, Preprocessor
 from seg_perception.core.spec import load_class_table, ModelSpec
 
@@ -44,6 +44,20 @@ def logits_for(labels, num_classes=11, seed=0):
     winners = np.where(labels == 255, 0, labels)
     np.put_along_axis(logits[0], winners[None].astype(np.int64), 10.0, axis=0)
     return logits
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_resize_nearest_equals_opencv(channels):
+    rng = np.random.default_rng(channels)
+    sizes = [(512, 1024), (96, 128), (45, 61), (1200, 1920), (360, 480), (7, 3), (1, 1)]
+    for source in sizes:
+        shape = source if channels == 1 else source + (channels,)
+        array = rng.integers(0, 256, shape, np.uint8)
+        for target in sizes:
+            ours = resize_nearest(array, *target)
+            expected = cv2.resize(array, target[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+            assert ours.flags.c_contiguous
+            np.testing.assert_array_equal(ours, expected, err_msg=f'{source} -> {target}')
 
 
 def test_resize_geometry_undo_is_exact(camvid_samples):

@@ -27,6 +27,7 @@ model's output resolution and upscales the mask: the same regions, a fraction of
 """
 
 from dataclasses import dataclass, replace
+import functools
 from typing import Iterable, Optional
 
 import cv2
@@ -82,24 +83,31 @@ def class_mask(labels: np.ndarray, drivable_ids: Iterable[int]) -> np.ndarray:
     return cv2.LUT(labels, lut)
 
 
+@functools.lru_cache(maxsize=16)
+def _kernel(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
 def _morphology(mask: np.ndarray, operation: int, fraction: float) -> np.ndarray:
     size = kernel_pixels(fraction, mask.shape[1])
     if size <= 1:
         return mask
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    kernel = _kernel(size)
     # OpenCV's default border is neutral for both erosion and dilation: the image edge neither
     # grows nor eats the mask
     return cv2.morphologyEx(mask, operation, kernel)
 
 
-def keep_bottom_connected(mask: np.ndarray, min_pixels: int = 0) -> np.ndarray:
+def keep_bottom_connected(mask: np.ndarray, min_pixels: int = 0,
+                          in_place: bool = False) -> np.ndarray:
     """
     Return the regions of a 0/255 mask that 4-connect to the bottom row (a new 0/255 mask).
 
     Each run of mask pixels in the bottom row seeds a flood fill; regions of fewer than
-    ``min_pixels`` pixels are dropped. Cost is proportional to the kept area.
+    ``min_pixels`` pixels are dropped. Cost is proportional to the kept area. ``in_place``
+    lets the fill scribble on ``mask`` instead of a copy.
     """
-    work = mask.copy()
+    work = mask if in_place else mask.copy()
     bottom = work.shape[0] - 1
     row = work[bottom] == 255
     starts = np.flatnonzero(row & ~np.concatenate(([False], row[:-1])))
@@ -154,6 +162,6 @@ def drivable_mask(labels: np.ndarray, drivable_ids: Iterable[int],
     mask = _morphology(mask, cv2.MORPH_CLOSE, config.close_size)
     mask = _morphology(mask, cv2.MORPH_OPEN, config.open_size)
     min_pixels = int(round(config.min_area * mask.size))
-    if config.connect_to_bottom:
-        return keep_bottom_connected(mask, min_pixels)
+    if config.connect_to_bottom:  # mask is our own array here: fill it in place
+        return keep_bottom_connected(mask, min_pixels, in_place=True)
     return drop_small_regions(mask, min_pixels)

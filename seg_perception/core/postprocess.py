@@ -21,6 +21,7 @@ int64) takes the fast path. The letterbox padding is cropped away and the map is
 the source size with nearest-neighbour sampling only (class ids are never interpolated).
 """
 
+import functools
 from typing import Optional, Tuple
 
 import cv2
@@ -36,11 +37,33 @@ LABEL_INTERPOLATION = cv2.INTER_NEAREST_EXACT
 LABEL_DTYPES = (np.uint8, np.int32, np.int64)
 
 
+@functools.lru_cache(maxsize=64)
+def _source_rows(source_height: int, height: int) -> np.ndarray:
+    """Return the source row of every output row, exactly as OpenCV's resize picks it."""
+    rows = np.arange(source_height, dtype=np.int32)[:, None]
+    return cv2.resize(rows, (1, height), interpolation=LABEL_INTERPOLATION)[:, 0].copy()
+
+
 def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a label-like map (1 or 3 channels) with nearest-neighbour sampling only."""
-    if array.shape[:2] == (height, width):
+    """
+    Resize a label-like map (HxW or HxWxC) with nearest-neighbour sampling only.
+
+    Equal to ``cv2.resize(..., INTER_NEAREST_EXACT)`` pixel for pixel, about twice as fast when
+    enlarging: nearest sampling is separable, so OpenCV resizes the width only and whole rows are
+    then copied (``np.take``) instead of being sampled pixel by pixel.
+    """
+    source_height, source_width = array.shape[:2]
+    if (source_height, source_width) == (height, width):
         return np.ascontiguousarray(array)
-    return cv2.resize(array, (width, height), interpolation=LABEL_INTERPOLATION)
+    rows = _source_rows(source_height, height)
+    if height < source_height:  # fewer rows: pick them first, then resize the width
+        array = np.take(array, rows, axis=0)
+        if source_width == width:
+            return array
+        return cv2.resize(array, (width, height), interpolation=LABEL_INTERPOLATION)
+    if source_width != width:
+        array = cv2.resize(array, (width, source_height), interpolation=LABEL_INTERPOLATION)
+    return np.take(array, rows, axis=0)
 
 
 class Postprocessor:
