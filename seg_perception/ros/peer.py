@@ -23,6 +23,7 @@ publishes camera frames and records every output message with its arrival time.
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,7 @@ class NodeProcess:
         """Write the parameter file and start the node (returns at once)."""
         self.name = name
         self.namespace = namespace.strip('/')
+        self._own_dir = not log_dir
         self._dir = log_dir or tempfile.mkdtemp(prefix='seg_node_')
         self.params_file = os.path.join(self._dir, f'{name}_params.yaml')
         self.log_file = os.path.join(self._dir, f'{name}.log')
@@ -110,7 +112,11 @@ class NodeProcess:
         return self.process.poll() is None
 
     def stop(self) -> int:
-        """Interrupt the node (SIGINT, as Ctrl-C), wait, kill if needed; return its exit code."""
+        """
+        Interrupt the node (SIGINT, as Ctrl-C), wait, kill if needed; return its exit code.
+
+        A log folder this object created is removed after a clean exit and kept otherwise.
+        """
         if self.running():
             self.process.send_signal(signal.SIGINT)
             try:
@@ -118,7 +124,10 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
+            if self._own_dir and self.process.returncode == 0:
+                shutil.rmtree(self._dir, ignore_errors=True)
         return self.process.returncode
 
 

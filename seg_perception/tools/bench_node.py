@@ -119,8 +119,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         messages = [peer.make_message(rgb, 'rgb8', frame_id='bench') for rgb in frames]
         if not peer.wait_ready(messages[0], args.node_timeout):
-            raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.node_timeout:.0f} s '
-                                     f'(log {node.log_file})')
+            raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.node_timeout:.0f} s; '
+                                     'node log: ' + ' | '.join(node.log().splitlines()[-3:]))
         peer.clear()
         sender = threading.Thread(target=lambda: sent.update(
             stream(peer, messages, args.node_rate, args.node_seconds)))
@@ -137,8 +137,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
                  if sent.get(stamp_ns(msg), -1.0) >= WARMUP_S]
     counted = sum(1 for offset in sent.values() if offset >= WARMUP_S)
     if not latencies:
-        raise SegPerceptionError(f'{node.fqn}: no ~/labels came back during the run '
-                                 f'(log {node.log_file})')
+        raise SegPerceptionError(f'{node.fqn}: no ~/labels came back during the run')
     p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
     node_stages = {key[len('latency.'):-len('.p50_ms')]: float(value)
                    for key, value in diagnostics.items()
