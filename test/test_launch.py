@@ -155,26 +155,45 @@ def test_running_node_declares_the_parameter_file_defaults(tmp_path):
         assert node.stop() == 0, node.log()
 
 
-@pytest.mark.skipif(importlib.util.find_spec('launch_ros') is None,
-                    reason='launch_ros is not installable from PyPI; runs on a ROS install')
-def test_launch_file_runs_the_node(labels_model):  # pragma: no cover - needs a ROS install
-    import launch
+def _installed_package() -> bool:
+    """Return whether seg_perception is in the ament index (installed with colcon)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        get_package_share_directory('seg_perception')
+    except Exception:  # noqa: BLE001 - no ament index or package not installed
+        return False
+    return True
 
-    spec = importlib.util.spec_from_file_location('segment_launch', LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    service = launch.LaunchService(argv=[f'model_path:={labels_model}'])
-    service.include_launch_description(description)
-    from seg_perception.ros.peer import Peer, wait_until
+
+@pytest.mark.skipif(importlib.util.find_spec('launch_ros') is None or not _installed_package(),
+                    reason='needs launch_ros (not installable from PyPI) and seg_perception '
+                           'installed with colcon: runs on a ROS install')
+def test_launch_file_runs_the_node(labels_model):  # pragma: no cover - needs a ROS install
+    """On a ROS install, launching the file starts a node that serves images."""
+    import asyncio
     import threading
-    thread = threading.Thread(target=service.run, daemon=True)
+
+    import launch
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    from seg_perception.ros.peer import Peer
+
+    service = launch.LaunchService()
+    service.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(LAUNCH_FILE),
+        launch_arguments={'model_path': labels_model}.items())]))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(
+        service.run_async(handle_signals=False)), daemon=True)
     thread.start()
     peer = Peer()
     try:
-        assert peer.wait_for_node(60)
-        assert wait_until(lambda: peer.class_tables, 30)
+        import numpy as np
+        probe = peer.make_message(np.zeros((48, 64, 3), np.uint8), 'rgb8')
+        assert peer.wait_ready(probe, 90)
+        assert peer.class_tables
     finally:
         peer.close()
-        service.shutdown()
+        loop.call_soon_threadsafe(service.shutdown)
         thread.join(30)
