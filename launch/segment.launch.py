@@ -47,7 +47,7 @@ ARGUMENTS = {
     'model_path': ('', 'ONNX model or TensorRT engine; empty = params_file (bundled model)'),
     'image_topic': ('image', 'input image topic (image/compressed is derived from it)'),
     'input_transport': ('', 'raw | compressed; empty = params_file'),
-    'params_file': ('', 'node parameters; empty = the shipped config/segmentation.yaml'),
+    'params_file': ('', 'node parameters (default: the shipped config/segmentation.yaml)'),
     'namespace': ('', 'namespace of the node (its outputs are ~/labels, ...)'),
     'use_rviz': ('false', 'also start rviz2 with config/segmentation.rviz'),
     'log_level': ('info', 'node log level: debug | info | warn | error'),
@@ -73,8 +73,11 @@ def _node(context: LaunchContext) -> list:
 
 def generate_launch_description() -> LaunchDescription:
     """Return the launch description: arguments, DDS profile, node, optional RViz."""
-    arguments = [DeclareLaunchArgument(name, default_value=default, description=description)
-                 for name, (default, description) in ARGUMENTS.items()]
+    defaults = {name: default for name, (default, _) in ARGUMENTS.items()}
+    defaults['params_file'] = _share(PARAMS_FILE)  # shown by `ros2 launch -s`
+    arguments = [DeclareLaunchArgument(name, default_value=defaults[name],
+                                       description=description)
+                 for name, (_, description) in ARGUMENTS.items()]
     profile = SetEnvironmentVariable(
         PROFILE_VARIABLE, EnvironmentVariable(PROFILE_VARIABLE, default_value=_share(DDS_PROFILE)))
     rviz = Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
