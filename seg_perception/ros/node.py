@@ -57,7 +57,6 @@ OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
                     'confidence': 'publish_confidence'}
 OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
 EXECUTOR_THREADS = 3
-WORKER_POLL_S = 0.5
 
 
 @dataclass
@@ -128,12 +127,16 @@ class SegmentationNode(LifecycleNode):
                               precision=self._values['precision'],
                               num_threads=self._values['num_threads'],
                               engine_cache_dir=self._values['engine_cache_dir'])
-        if drivable:
-            segmenter.spec.class_ids(drivable)  # SpecError lists the model's classes
-        spec = segmenter.spec
-        # One run at the model's own size so that the first camera frame is not the slow one.
-        warmup = np.zeros((spec.input_height, spec.input_width, 3), np.uint8)
-        segmenter.process(warmup, 'rgb8', drivable_classes=drivable or None)
+        try:
+            if drivable:
+                segmenter.spec.class_ids(drivable)  # SpecError lists the model's classes
+            spec = segmenter.spec
+            # One run at the model's own size so that the first camera frame is not a slow one.
+            warmup = np.zeros((spec.input_height, spec.input_width, 3), np.uint8)
+            segmenter.process(warmup, 'rgb8', drivable_classes=drivable or None)
+        except BaseException:
+            segmenter.close()
+            raise
         return segmenter
 
     def _announce_model(self, segmenter: Any) -> None:
@@ -151,8 +154,10 @@ class SegmentationNode(LifecycleNode):
         try:
             segmenter = self._load_segmenter(self._values['model_path'],
                                              list(self._settings.drivable_classes))
-        except SegPerceptionError as error:
-            self.get_logger().error(f'configure failed: {error}')
+        except Exception as error:  # noqa: BLE001 - a failed load must not crash the node
+            message = str(error) if isinstance(error, SegPerceptionError) else \
+                f'{type(error).__name__}: {error}'
+            self.get_logger().error(f'configure failed: {message}'.replace('\n', ' '))
             return TransitionCallbackReturn.FAILURE
         self._segmenter = segmenter
         info = segmenter.describe()
