@@ -151,6 +151,18 @@ def test_recorded_predictions_score_like_the_model(capsys, tmp_path, labels_mode
     assert_scores(metrics, *direct_scores(labels_model, sample_pairs(folders)))
     html = (tmp_path / 'report' / 'report.html').read_text()
     assert html.count('src="data:image/png;base64,') == 3  # no latency histogram
+    # labels recorded with cv_bridge passthrough (8UC1) score the same
+    with bagio.BagReader(str(tmp_path / 'predictions.mcap')) as reader, \
+            bagio.BagWriter(str(tmp_path / 'passthrough.mcap')) as writer:
+        for message in reader.messages([bagio.DEFAULT_LABELS_TOPIC]):
+            decoded = reader.deserialize(message)
+            decoded.encoding = '8UC1'
+            writer.write(message.topic, message.log_time, decoded)
+    code, _, err = run_cli(capsys, 'evaluate', '--predictions', tmp_path / 'passthrough.mcap',
+                           '--bag', bag, '--gt-classes', 'camvid', '--report',
+                           tmp_path / 'report2')
+    assert code == 0, err
+    assert load_metrics(tmp_path / 'report2')['segmentation'] == metrics['segmentation']
 
 
 def test_class_map_onto_the_ground_truth_table(capsys, tmp_path, labels_model, folders):
@@ -200,10 +212,10 @@ def test_evaluate_input_errors(capsys, tmp_path, labels_model, folders):
         (['--bag', bag, '--gt-topic', '/camera/image_raw', '--image-topic', '/x'],
          "image topic '/x' not found"),
     ]
-    for options, message in cases:
+    for index, (options, message) in enumerate(cases):
         code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--report',
                                tmp_path / 'report', *options)
-        assert code == 1 and message in err, err
+        assert code == (2 if index < 2 else 1) and message in err, err  # usage: 2, input: 1
         assert len(err.strip().splitlines()) == 1
 
 

@@ -202,7 +202,7 @@ def test_infer_bad_topics_fail_with_one_line(capsys, tmp_path, labels_model, fol
                            tmp_path / 'out')
     assert code == 1 and 'the bag is empty' in err
     code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--bag', bag)
-    assert code == 1 and 'nothing to write' in err
+    assert code == 2 and 'nothing to write' in err
 
 
 def _calibration(tmp_path):

@@ -51,6 +51,7 @@ IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+LABEL_ENCODINGS = ('mono8', '8UC1')  # 8UC1: what cv_bridge passthrough writes for labels
 
 DISTROS = {
     'kilted': Stores.ROS2_KILTED,
@@ -398,6 +399,23 @@ def image_from_message(message: Any, msgtype: str,
     return array, message.encoding
 
 
+def labels_from_message(message: Any, msgtype: str, source: str = 'labels') -> np.ndarray:
+    """
+    Return the HxW uint8 class ids of a label Image (mono8, or 8UC1 as cv_bridge passthrough).
+
+    Other encodings and CompressedImage raise InputError with reason ``gt_not_mono8``.
+    """
+    from seg_perception.core import imagecodec
+    from seg_perception.core.errors import InputError
+
+    encoding = getattr(message, 'encoding', None)
+    if msgtype != IMAGE or encoding not in LABEL_ENCODINGS:
+        raise InputError(f'{source}: label maps must be mono8 sensor_msgs/Image, got '
+                         f'{encoding or msgtype}', 'gt_not_mono8')
+    return imagecodec.image_from_buffer(message.data, int(message.height), int(message.width),
+                                        'mono8', int(message.step), source=source)
+
+
 # -- message construction ------------------------------------------------------------------------
 def _field_map(cls: Any) -> Dict[str, str]:
     return {f.name.lower(): f.name for f in fields(cls) if f.name != '__msgtype__'}
@@ -460,7 +478,7 @@ class BagWriter:
 
     A directory path gives a ROS 2 bag directory with ``storage`` (mcap or sqlite3). The output
     must not exist. Messages are built with :attr:`store` (see ``make_*``), then written with
-    :meth:`write`, or written as CDR bytes with :meth:`write_raw` (ROS 2 outputs only).
+    :meth:`write`, or written already serialized with :meth:`write_raw`.
     """
 
     def __init__(self, path: str, storage: str = DEFAULT_STORAGE,
@@ -537,11 +555,7 @@ class BagWriter:
         self._write(topic, log_time, raw)
 
     def write_raw(self, topic: str, msgtype: str, log_time: int, raw: bytes) -> None:
-        """Write an already serialized ROS 2 CDR message."""
-        if self.ros1:
-            message = self.store.deserialize_cdr(raw, msgtype)  # pragma: no cover - rare path
-            self.write(topic, log_time, message)
-            return
+        """Write an already serialized message (CDR; ROS 1 serialization for a .bag output)."""
         self.add_topic(topic, msgtype)
         self._write(topic, log_time, raw)
 

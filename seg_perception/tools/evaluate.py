@@ -353,21 +353,23 @@ class RecordedResult:
 
 # -- sources -------------------------------------------------------------------------------------
 def _check_mode(args: argparse.Namespace) -> str:
+    from seg_perception.tools.pipeline import UsageError
+
     modes = [m for m, on in (('images', args.images), ('predictions', args.predictions),
                              ('bag', args.bag and not args.predictions)) if on]
     if len(modes) != 1:
-        raise DataError('give exactly one input: --images DIR --labels DIR, --bag BAG, or '
-                        '--predictions BAG [--bag GT_BAG]')
+        raise UsageError('give exactly one input: --images DIR --labels DIR, --bag BAG, or '
+                         '--predictions BAG [--bag GT_BAG]')
     mode = modes[0]
     if mode == 'images' and not args.labels:
-        raise DataError('--images needs --labels DIR (the ground truth)')
+        raise UsageError('--images needs --labels DIR (the ground truth)')
     if mode != 'images' and args.labels:
-        raise DataError('--labels goes with --images; a bag carries its labels on --gt-topic')
+        raise UsageError('--labels goes with --images; a bag carries its labels on --gt-topic')
     if mode == 'predictions' and args.model is None and args.classes and not args.pred_classes:
-        raise DataError('--classes with --predictions needs --model or --pred-classes (the '
-                        'class table of the recorded labels)')
+        raise UsageError('--classes with --predictions needs --model or --pred-classes (the '
+                         'class table of the recorded labels)')
     if args.max is not None and args.max < 1:
-        raise DataError('--max must be at least 1')
+        raise UsageError('--max must be at least 1')
     return mode
 
 
@@ -406,7 +408,7 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
     for message in pred_reader.messages([args.pred_topic]):
         if args.max is not None and produced >= args.max:
             break
-        job = frames._image_job(pred_reader, message, pred_type, produced)
+        job = frames.image_job(pred_reader, message, pred_type, produced, labels=True)
         produced += 1
         if job.stamp is None:
             yield job
@@ -465,7 +467,10 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; write the report; print one summary line; exit 1 if the input was damaged."""
     from seg_perception.tools import bagio, frames, pipeline, report
 
-    mode = _check_mode(args)
+    try:
+        mode = _check_mode(args)
+    except pipeline.UsageError as error:
+        return pipeline.usage_exit('evaluate', error)
     os.makedirs(args.report, exist_ok=True)
     readers: List[Any] = []
     stats = frames.MatchStats()

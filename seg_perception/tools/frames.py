@@ -223,11 +223,7 @@ def bag_label_loader(message: Any, msgtype: str, source: str,
                      lut: Optional[np.ndarray] = None) -> Callable[[], np.ndarray]:
     """Return a loader decoding a mono8 ground-truth label message (run in a worker)."""
     def load() -> np.ndarray:
-        labels, encoding = bagio.image_from_message(message, msgtype, source)
-        if encoding not in ('mono8', '8UC1'):
-            raise InputError(f'{source}: ground truth must be mono8 labels, got {encoding}',
-                             'gt_not_mono8')
-        return check_label(np.asarray(labels), source, lut)
+        return check_label(bagio.labels_from_message(message, msgtype, source), source, lut)
     return load
 
 
@@ -246,12 +242,17 @@ def bag_jobs(reader: bagio.BagReader, image_topic: str, every: int = 1,
             continue
         if limit is not None and produced >= limit:
             return
-        yield _image_job(reader, message, msgtype, produced)
+        yield image_job(reader, message, msgtype, produced)
         produced += 1
 
 
-def _image_job(reader: bagio.BagReader, message: bagio.BagMessage, msgtype: str,
-               index: int) -> FrameJob:
+def image_job(reader: bagio.BagReader, message: bagio.BagMessage, msgtype: str,
+              index: int, labels: bool = False) -> FrameJob:
+    """
+    Return the job of one image message (deserialized here for its stamp, decoded later).
+
+    ``labels`` reads the message as a label map (mono8 or 8UC1) instead of a camera image.
+    """
     source = f'{message.topic} message {message.index}'
     try:
         decoded = reader.deserialize(message)
@@ -260,9 +261,13 @@ def _image_job(reader: bagio.BagReader, message: bagio.BagMessage, msgtype: str,
         return FrameJob(index, f'message_{message.index:06d}', _no_image,
                         log_time=message.log_time, skip='corrupt_message',
                         skip_message=str(error))
-    return FrameJob(index, frame_name(stamp),
-                    bag_image_loader(reader, decoded, msgtype, f'{source} (stamp '
-                                     f'{bagio.format_stamp(stamp)})'),
+    source = f'{source} (stamp {bagio.format_stamp(stamp)})'
+    if labels:
+        def load() -> Tuple[np.ndarray, str]:
+            return bagio.labels_from_message(decoded, msgtype, source), 'mono8'
+    else:
+        load = bag_image_loader(reader, decoded, msgtype, source)
+    return FrameJob(index, frame_name(stamp), load,
                     stamp=stamp, frame_id=decoded.header.frame_id, log_time=message.log_time,
                     source_message=message)
 
@@ -323,7 +328,7 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
             if done():
                 return
             if message.topic == image_topic:
-                job = _image_job(reader, message, image_type, -1)
+                job = image_job(reader, message, image_type, -1)
                 if job.stamp is None:
                     yield emit(job)
                     continue

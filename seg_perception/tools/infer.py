@@ -24,14 +24,17 @@ damage; the tool then exits 1 naming where the bag broke.
 """
 
 import argparse
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 import os
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 SAVE_CHOICES = ('labels', 'drivable', 'overlay', 'color', 'confidence')
 DEFAULT_SAVE = ('labels', 'drivable', 'overlay')
 OUT_BAG_NAMESPACE = '/segmentation'
 OVERLAY_JPEG_QUALITY = 90
 INDEX_FILE = 'frames.csv'
+BAG_QUEUE_FRAMES = 4  # frames queued for the bag thread before the main thread waits
 # image topics with these words are label maps, not cameras (for picking the default topic)
 NOT_CAMERA_WORDS = ('label', 'mask', 'segmentation', 'overlay', 'confidence')
 
@@ -122,8 +125,11 @@ class Outputs:
         if self.out:
             for kind in self.save:
                 os.makedirs(os.path.join(self.out, kind), exist_ok=True)
+        self._pending: Deque[Future] = deque()
         if args.out_bag:
             self.bag = bagio.BagWriter(args.out_bag)
+            self._bag_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix='bag')
+        self.ros1_bag = self.bag is not None and self.bag.ros1
         self.topics = {kind: f'{OUT_BAG_NAMESPACE}/{kind}'
                        for kind in ('labels', 'drivable_mask', 'overlay')}
 
@@ -180,14 +186,15 @@ class Outputs:
                 'log_time': log_time, 'line': line}
 
     def _messages(self, frame: Any, images: Dict[str, Any], stamp: int) -> List[Tuple]:
-        """Return the bag entries of a frame: (topic, message) or (topic, type, CDR bytes)."""
+        """Return the serialized bag messages of a frame: (topic, msgtype, bytes) (worker)."""
         from seg_perception.tools import bagio
 
         store = self.bag.store
         header = bagio.make_header(store, stamp, frame.job.frame_id, seq=frame.job.index)
-        messages: List[Tuple] = []
+        built: List[Tuple[str, Any]] = []
+        messages: List[Tuple[str, str, bytes]] = []
         source = frame.job.source_message
-        if self.copy_input and source is not None and not self.bag.ros1:
+        if self.copy_input and source is not None and not self.ros1_bag:
             # the input message as recorded (converted to CDR if it came from a ROS 1 bag)
             messages.append((source.topic, source.msgtype, self.reader.to_cdr(source, store)))
         elif self.copy_input:
@@ -196,25 +203,29 @@ class Outputs:
             if source is not None:
                 topic = source.topic if source.msgtype == bagio.IMAGE else \
                     source.topic.rsplit('/compressed', 1)[0]
-            messages.append((topic, bagio.make_image(store, frame.image, frame.encoding,
-                                                     header)))
+            built.append((topic, bagio.make_image(store, frame.image, frame.encoding, header)))
         for kind, key in (('labels', 'labels'), ('drivable_mask', 'drivable'),
                           ('overlay', 'overlay')):
             encoding = 'rgb8' if kind == 'overlay' else 'mono8'
-            messages.append((self.topics[kind], bagio.make_image(store, images[key], encoding,
-                                                                 header)))
+            built.append((self.topics[kind], bagio.make_image(store, images[key], encoding,
+                                                              header)))
+        serialize = store.serialize_ros1 if self.ros1_bag else store.serialize_cdr
+        messages += [(topic, message.__msgtype__, serialize(message, message.__msgtype__))
+                     for topic, message in built]
         return messages
 
     def collect(self, written: Dict[str, Any]) -> None:
-        """Write a frame's bag messages in order (main thread)."""
+        """Queue a frame's bag messages, in frame order, for the bag thread (main thread)."""
         self.index_lines.append(written['line'])
         if self.bag is None:
             return
-        for entry in written['messages']:
-            if len(entry) == 3:
-                self.bag.write_raw(entry[0], entry[1], written['log_time'], entry[2])
-            else:
-                self.bag.write(entry[0], written['log_time'], entry[1])
+        self._pending.append(self._bag_thread.submit(self._write_bag, written))
+        while len(self._pending) > BAG_QUEUE_FRAMES:
+            self._pending.popleft().result()  # re-raises a write error here
+
+    def _write_bag(self, written: Dict[str, Any]) -> None:
+        for topic, msgtype, raw in written['messages']:
+            self.bag.write_raw(topic, msgtype, written['log_time'], raw)
 
     def close(self) -> None:
         """Write the frame index and finish the bag."""
@@ -224,7 +235,24 @@ class Outputs:
                 stream.write('index,name,stamp_ns,frame_id,width,height\n')
                 stream.write(''.join(line + '\n' for line in self.index_lines))
         if self.bag is not None:
-            self.bag.close()
+            try:
+                while self._pending:
+                    self._pending.popleft().result()
+            finally:
+                self._bag_thread.shutdown(wait=True)
+                self.bag.close()
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Reject option combinations that cannot work (UsageError)."""
+    from seg_perception.tools.pipeline import UsageError
+
+    if not args.out and not args.out_bag:
+        raise UsageError('nothing to write: give --out DIR and/or --out-bag OUT.mcap')
+    if args.every < 1 or (args.max is not None and args.max < 1):
+        raise UsageError('--every and --max must be at least 1')
+    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f'--alpha {args.alpha} is outside [0, 1]')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -232,12 +260,10 @@ def run(args: argparse.Namespace) -> int:
     from seg_perception.core.errors import DataError
     from seg_perception.tools import bagio, frames, pipeline
 
-    if not args.out and not args.out_bag:
-        raise DataError('nothing to write: give --out DIR and/or --out-bag OUT.mcap')
-    if args.every < 1 or (args.max is not None and args.max < 1):
-        raise DataError('--every and --max must be at least 1')
-    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
-        raise DataError(f'--alpha {args.alpha} is outside [0, 1]')
+    try:
+        check_options(args)
+    except pipeline.UsageError as error:
+        return pipeline.usage_exit('infer', error)
     reader = None
     try:
         if args.bag:
@@ -255,6 +281,10 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f'{args.out_bag}: exists already; remove it or choose another '
                             'output')
         segmenter = pipeline.load_segmenter(args)
+        if 'confidence' in (args.save if args.out else []) and \
+                segmenter.spec.output_kind != 'logits':
+            raise DataError(f'{segmenter.model_path}: --save confidence needs a model with '
+                            'logits output; this one outputs labels (argmax in the graph)')
         outputs = Outputs(args, segmenter.spec, reader)
         timing = pipeline.Timing()
         skips = pipeline.SkipCounter()

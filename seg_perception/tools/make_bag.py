@@ -127,10 +127,11 @@ def load_camera_info(path: str) -> Dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Write the bag; print one summary line."""
     from seg_perception.core.spec import load_class_table
-    from seg_perception.tools import bagio, frames
+    from seg_perception.tools import bagio, frames, pipeline
 
     if args.rate <= 0:
-        raise DataError(f'--rate must be positive, got {args.rate}')
+        return pipeline.usage_exit('make-bag', pipeline.UsageError(
+            f'--rate must be positive, got {args.rate}'))
     lut = load_class_table(args.classes).label_lut() if args.classes else None
     jobs, orphans = frames.folder_jobs(args.images, args.labels, lut, limit=args.max)
     calibration = load_camera_info(args.camera_info) if args.camera_info else None

@@ -31,10 +31,23 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, SegPerceptionError
 from seg_perception.tools import frames as frames_module
 
 PERCENTILES = (50, 95, 99)
+USAGE_EXIT_CODE = 2
+
+
+class UsageError(SegPerceptionError):
+    """A bad combination of command-line options (exit code 2, like argparse)."""
+
+
+def usage_exit(command: str, error: UsageError) -> int:
+    """Print a usage error the way argparse does; return exit code 2."""
+    import sys
+
+    print(f'seg-perception {command}: error: {error}', file=sys.stderr)
+    return USAGE_EXIT_CODE
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:

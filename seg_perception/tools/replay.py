@@ -67,12 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_remaps(pairs: Sequence[str]) -> Dict[str, str]:
-    """Parse ``from:=to`` pairs; a malformed pair raises DataError."""
+    """Parse ``from:=to`` pairs; a malformed pair raises UsageError."""
+    from seg_perception.tools.pipeline import UsageError
+
     remaps = {}
     for pair in pairs:
         source, separator, target = pair.partition(':=')
         if not separator or not source or not target:
-            raise DataError(f'--remap {pair!r}: expected FROM:=TO')
+            raise UsageError(f'--remap {pair!r}: expected FROM:=TO')
         remaps[source] = target
     return remaps
 
@@ -182,13 +184,18 @@ def run(args: argparse.Namespace) -> int:
     from seg_perception.ros.dds import apply_profile
     from seg_perception.tools import bagio
 
-    if args.rate <= 0:
-        raise DataError(f'--rate must be positive, got {args.rate}')
-    if args.start < 0:
-        raise DataError(f'--start must be >= 0, got {args.start}')
-    if bool(args.record) != bool(args.record_topics):
-        raise DataError('--record OUT and --record-topics T... go together')
-    remaps = parse_remaps(args.remap)
+    from seg_perception.tools.pipeline import usage_exit, UsageError
+
+    try:
+        if args.rate <= 0:
+            raise UsageError(f'--rate must be positive, got {args.rate}')
+        if args.start < 0:
+            raise UsageError(f'--start must be >= 0, got {args.start}')
+        if bool(args.record) != bool(args.record_topics):
+            raise UsageError('--record OUT and --record-topics T... go together')
+        remaps = parse_remaps(args.remap)
+    except UsageError as error:
+        return usage_exit('replay', error)
     wait_s = args.wait if args.wait is not None else (DEFAULT_RECORD_WAIT_S if args.record
                                                       else 0.0)
     with bagio.BagReader(args.bag) as reader:
