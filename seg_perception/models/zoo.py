@@ -125,11 +125,11 @@ def create_model(arch: str, backbone: Optional[str] = None, num_classes: int = 1
         cls = {'deeplabv3plus': smp.DeepLabV3Plus, 'pspnet': smp.PSPNet,
                'unet': smp.Unet}[arch]
         model = cls(encoder_name=backbone, encoder_weights=None, classes=num_classes)
-    if weights:
-        load_checkpoint(model, weights)
     model.arch = arch
     model.backbone = backbone
     model.num_classes = num_classes
+    if weights:
+        load_checkpoint(model, weights)  # its errors name arch, backbone and class count
     return model
 
 
