@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Shared test fixtures: ROS environment, real CamVid samples, ONNX models exported at test time."""
+"""Shared test fixtures: ROS environment, CamVid samples, ONNX models exported at test time."""
 
 import glob
 import os
@@ -76,12 +76,12 @@ def export_test_model(out_path, arch='lraspp', backbone=None, height=96, width=1
 
 @pytest.fixture(scope='session')
 def labels_model(tmp_path_factory):
-    """A small LRASPP exported with fused uint8 input and argmax (labels output)."""
+    """Export a small LRASPP with fused uint8 input and argmax (labels output)."""
     return export_test_model(tmp_path_factory.mktemp('models') / 'lraspp_labels.onnx')
 
 
 @pytest.fixture(scope='session')
 def logits_model(tmp_path_factory):
-    """A small LRASPP exported with float input and logits output."""
+    """Export a small LRASPP with float input and logits output."""
     return export_test_model(tmp_path_factory.mktemp('models') / 'lraspp_logits.onnx',
                              output_kind='logits', input_dtype='float32')

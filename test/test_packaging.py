@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Packaging: ``colcon build`` of the package installs what ``ros2 run``/``ros2 launch`` look for."""
+"""Packaging: ``colcon build`` installs what ``ros2 run`` and ``ros2 launch`` look for."""
 
 import os
 import shutil

@@ -32,7 +32,8 @@ class BackendError(SegPerceptionError):
 
 
 class InputError(SegPerceptionError):
-    """An input image has the wrong shape, dtype, encoding or size.
+    """
+    An input image has the wrong shape, dtype, encoding or size.
 
     ``reason`` is a short stable code (e.g. ``step_too_small``, ``unknown_encoding``) that the
     node and the tools use to count rejected frames by reason.

@@ -12,11 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ModelSpec: what a model file knows about itself (classes, palette, input and output contract).
+"""
+ModelSpec: what a model file knows about itself (classes, palette, input and output contract).
 
-An exported ONNX model carries its spec as JSON in the metadata key ``seg_perception.spec``; an
-engine or a foreign ONNX takes the same fields from a sidecar ``<model>.yaml``. Class tables live in
-``config/classes/*.yaml``. Every validation error names the file and the field at fault.
+An exported ONNX model carries its spec as JSON in the metadata key ``seg_perception.spec``;
+an engine or a foreign ONNX takes the same fields from a sidecar ``<model>.yaml``. Class tables
+live in ``config/classes/*.yaml``. Every validation error names the file and the field at fault.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,8 @@ class ClassInfo:
 
 @dataclass
 class ModelSpec:
-    """The contract between a model file and the rest of the pipeline.
+    """
+    The contract between a model file and the rest of the pipeline.
 
     ``mean``/``std`` apply to pixels scaled to [0, 1] by dtype (uint8 / 255, uint16 / 65535).
     ``input_dtype='uint8'`` means the normalization is fused into the graph and the model takes
@@ -186,7 +188,8 @@ class ModelSpec:
         allowed = {f for f in cls.__dataclass_fields__ if f != 'source'}
         unknown = sorted(set(data) - allowed - {'classes_file'})
         if unknown:
-            raise SpecError(f'{source}: unknown field(s) {unknown}; known fields {sorted(allowed)}')
+            raise SpecError(f'{source}: unknown field(s) {unknown}; '
+                            f'known fields {sorted(allowed)}')
         table: Optional[ClassTable] = None
         if 'classes_file' in data:
             path = data.pop('classes_file')
@@ -261,7 +264,8 @@ class ClassTable:
         return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
 
     def label_lut(self) -> np.ndarray:
-        """Return a 256-entry uint8 LUT mapping dataset label values to training ids.
+        """
+        Return a 256-entry uint8 LUT mapping dataset label values to training ids.
 
         Class ids map to themselves, ``source_ignore_ids`` and unknown values to the ignore index.
         """
@@ -274,7 +278,7 @@ class ClassTable:
 def parse_classes(raw: Any, source: str) -> List[ClassInfo]:
     """Parse a list of {id, name, color} mappings into ClassInfo, naming the entry at fault."""
     if not isinstance(raw, (list, tuple)) or not raw:
-        raise SpecError(f'{source}: field \'classes\' must be a non-empty list')
+        raise SpecError(f"{source}: field 'classes' must be a non-empty list")
     parsed = []
     for index, entry in enumerate(raw):
         if isinstance(entry, ClassInfo):
@@ -333,10 +337,10 @@ def load_class_table(name_or_path: str) -> ClassTable:
     ids = [c.id for c in classes]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise SpecError(f'{path}: field \'classes\' has duplicate ids {duplicates}')
+        raise SpecError(f"{path}: field 'classes' has duplicate ids {duplicates}")
     colors = [c.color for c in classes]
     if len(set(colors)) != len(colors):
-        raise SpecError(f'{path}: field \'classes\' has duplicate colors')
+        raise SpecError(f"{path}: field 'classes' has duplicate colors")
     table = ClassTable(name=str(data.get('name', os.path.splitext(os.path.basename(path))[0])),
                        classes=classes, drivable=list(data.get('drivable', [])),
                        ignore_index=int(data.get('ignore_index', IGNORE_INDEX)),

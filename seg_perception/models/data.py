@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""CamVid-style dataset reading, validation and driving-oriented augmentation (numpy + OpenCV).
+"""
+CamVid-style dataset reading, validation and driving-oriented augmentation (numpy + OpenCV).
 
 A data folder holds ``<split>/`` images and ``<split>annot/`` label maps with the same file names
 (the SegNet CamVid layout). Everything is checked before training starts: a missing label, an

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Training loop for zoo models on CamVid-style data (CPU or CUDA), resumable every epoch.
+"""
+Training loop for zoo models on CamVid-style data (CPU or CUDA), resumable every epoch.
 
 Checkpoints: ``last.pt`` (model, optimizer, epoch, history, RNG; what ``--resume`` continues) and
 ``best.pt`` (fp16 state dict of the best validation mIoU, small enough to commit). Logs:
@@ -165,7 +166,8 @@ class Trainer:
             torch.set_rng_state(state['torch_rng'])
 
     def save(self, best: bool) -> None:
-        """Write last.pt every epoch (atomically), resume.pt and best.pt (fp16, small).
+        """
+        Write last.pt every epoch (atomically), resume.pt and best.pt (fp16, small).
 
         ``resume.pt`` holds the fp16 weights of the latest epoch with its epoch and history (no
         optimizer state): small enough to commit so a run survives a lost machine; ``--resume``
@@ -243,7 +245,7 @@ class Trainer:
             shown = f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})' \
                 if 'val_miou' in row else ''
             print(f'epoch {self.epoch}/{config.epochs} loss {loss:.3f} {shown} '
-                      f'{row["seconds"]:.0f}s', flush=True)
+                  f'{row["seconds"]:.0f}s', flush=True)
         return self.history[-1] if self.history else {}
 
     def write_logs(self) -> None:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The ``seg-perception`` command line: one module per subcommand, imported lazily.
+"""
+The ``seg-perception`` command line: one module per subcommand, imported lazily.
 
 Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` and imports its
 heavy dependencies (torch, rclpy, matplotlib) inside ``run`` so ``--help`` stays fast. Exit codes:
@@ -32,7 +33,7 @@ COMMANDS = {
     'infer': 'run a model over a bag or an image folder and write labels/masks/overlays',
     'evaluate': 'score a model (or recorded predictions) against ground truth; write a report',
     'make-bag': 'build an evaluation bag from image (and label) folders',
-    'replay': 'publish a bag\'s image topics with rclpy at original timing',
+    'replay': "publish a bag's image topics with rclpy at original timing",
     'bench': 'benchmark the core, the backends and the node',
     'demo': 'segment bundled CamVid frames and write overlays',
     'train': 'train a zoo model on CamVid-style data',

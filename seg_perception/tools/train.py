@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--arch', default='lraspp', choices=sorted(ARCHITECTURES))
     parser.add_argument('--backbone', help='backbone/encoder (default: the arch default)')
     parser.add_argument('--data', required=True,
-                        help='folder with train/ trainannot/ val/ valannot/ (SegNet CamVid layout)')
+                        help='folder with train/ trainannot/ val/ valannot/ '
+                             '(the SegNet CamVid layout)')
     parser.add_argument('--out', required=True, help='run folder (checkpoints, logs, curves)')
     parser.add_argument('--classes', default='camvid', help='class table name or YAML path')
     parser.add_argument('--epochs', type=int, default=200)
