@@ -59,6 +59,7 @@ class TrainConfig:
     poly_power: float = 0.9
     class_weight_power: float = 0.5
     ohem_fraction: float = 0.0
+    bn_momentum: float = 0.1
     height: int = 360
     width: int = 480
     val_every: int = 1
@@ -139,6 +140,11 @@ class Trainer:
         self.class_weight = torch.tensor(weights, device=self.device)
         torch.manual_seed(config.seed)
         self.model = create_model(config.arch, config.backbone, self.num_classes).to(self.device)
+        for module in self.model.modules():
+            # torchvision's MobileNetV3 uses momentum 0.01: with ~45 steps per epoch the running
+            # statistics lag the weights for many epochs and eval-mode output collapses.
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.momentum = config.bn_momentum
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.rng = np.random.default_rng(config.seed)
