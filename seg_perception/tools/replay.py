@@ -36,6 +36,7 @@ DEFAULT_RECORD_WAIT_S = 10.0
 DEFAULT_LINGER_S = 1.0
 PUBLISH_DEPTH = 5
 RECORD_DEPTH = 100
+SHUTDOWN_TIMEOUT_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,9 +265,11 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown()  # no callback runs after this
+        if spinner.is_alive():
+            spinner.join(SHUTDOWN_TIMEOUT_S)
         if recorder is not None:
             recorder.close()
-        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     elapsed = time.monotonic() - started
