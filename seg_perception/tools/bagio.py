@@ -356,8 +356,13 @@ class BagReader:
         if not self.is_ros1:
             return bytes(message.raw)
         store = out_store or typestore()
-        converted = convert_message(self.deserialize(message), store)
-        return bytes(store.serialize_cdr(converted, message.msgtype))
+        decoded = self.deserialize(message)
+        try:
+            converted = convert_message(decoded, store)
+            return bytes(store.serialize_cdr(converted, message.msgtype))
+        except Exception as error:  # noqa: BLE001 - unknown type or fields that do not map
+            raise DataError(f'{self.path}: {message.topic} ({message.msgtype}) cannot be '
+                            f'converted from ROS 1 to ROS 2 ({one_line(error)})') from None
 
 
 def convert_message(message: Any, store: Typestore) -> Any:
