@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Torch vs ONNX Runtime parity of every zoo family on real CamVid frames, fused I/O, metadata.
+"""
+Torch vs ONNX Runtime parity of every zoo family on real CamVid frames, fused I/O, metadata.
 
 Randomly initialised networks have batch-norm statistics of 0/1, which makes their logits tiny
 and their label maps nearly constant, so parity on them proves little. Each model first gets

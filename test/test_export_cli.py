@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception export`` end to end: summary, INT8 calibration, and every bad input.
+"""
+``seg-perception export`` end to end: summary, INT8 calibration, and every bad input.
 
 The command runs in-process through ``cli.main`` (as the console script does) so the suite does
 not pay a torch import per case; one test runs the installed console script itself.
