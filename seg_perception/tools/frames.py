@@ -28,7 +28,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
-import cv2
 import numpy as np
 
 from seg_perception.core.errors import DataError, InputError
@@ -162,10 +161,14 @@ def read_image(path: Path) -> Tuple[np.ndarray, str]:
 
 
 def read_label(path: Path, lut: Optional[np.ndarray] = None) -> np.ndarray:
-    """Read a label PNG (8-bit, one channel) and map its values through lut."""
-    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if labels is None:
-        raise InputError(f'{path}: label image cannot be read', 'gt_unreadable')
+    """Read a label PNG (8-bit, one channel) with the core codec; map its values through lut."""
+    from seg_perception.core.imagecodec import decode_compressed
+
+    try:
+        labels, _ = decode_compressed(path.read_bytes(), 'png', source=str(path))
+    except (OSError, InputError) as error:
+        raise InputError(f'{path}: label image cannot be read ({error})', 'gt_unreadable'
+                         ) from None
     return check_label(labels, str(path), lut)
 
 
