@@ -15,6 +15,8 @@
 """
 ``seg-perception demo``: segment the bundled CamVid frames and write overlays and drivable masks.
 
+By default the demo goes through the node over DDS (:mod:`seg_perception.tools.demo_node`)
+and then scores the same frames offline; ``--core`` (or no rclpy) runs only the offline part.
 :func:`run_core_demo` runs the ROS-free :class:`~seg_perception.core.Segmenter` on every image of
 ``--images`` (default: the committed CamVid samples), writes ``<name>_overlay.png``,
 ``<name>_drivable.png`` and ``<name>_labels.png`` into ``--out``, and prints the mIoU, pixel
@@ -52,11 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--backend', default='auto', choices=CHOICES, help='inference backend')
     parser.add_argument('--alpha', type=float, default=DEFAULT_ALPHA,
                         help=f'overlay opacity in [0, 1] (default {DEFAULT_ALPHA})')
+    parser.add_argument('--core', action='store_true',
+                        help='run the core offline instead of the node over DDS (the default '
+                             'when rclpy is not importable)')
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the core demo."""
-    return run_core_demo(args)
+    """Run the node demo over DDS (default) or the core demo (``--core`` or no rclpy)."""
+    import importlib.util
+
+    if args.core or importlib.util.find_spec('rclpy') is None:
+        return run_core_demo(args)
+    from seg_perception.tools.demo_node import run_node_demo
+
+    status = run_node_demo(args)
+    if status == 0 and label_folder(args.images, args.labels):
+        offline = argparse.Namespace(**{**vars(args), 'out': os.path.join(args.out, 'core')})
+        print(f'offline check of the same frames with the core (no DDS) into {offline.out}:')
+        return run_core_demo(offline)
+    return status
 
 
 def find_images(folder: str) -> List[str]:
