@@ -194,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f'--start must be >= 0, got {args.start}')
         if bool(args.record) != bool(args.record_topics):
             raise UsageError('--record OUT and --record-topics T... go together')
+        if args.record and args.record.endswith('.bag'):
+            raise UsageError('--record writes ROS 2 bags (OUT.mcap, OUT.db3 or a folder), not '
+                             'ROS 1 .bag')
         remaps = parse_remaps(args.remap)
     except UsageError as error:
         return usage_exit('replay', error)
