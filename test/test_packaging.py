@@ -57,8 +57,9 @@ def test_share_holds_manifest_launch_config_and_models(install_dir):
         source = set(os.listdir(os.path.join(REPO, relative)))
         installed = set(os.listdir(share / relative))
         assert source <= installed, f'{relative}: not installed {sorted(source - installed)}'
-    models = [f for f in os.listdir(os.path.join(REPO, 'models'))
-              if os.path.isfile(os.path.join(REPO, 'models', f))]
+    models_dir = os.path.join(REPO, 'models')
+    models = [f for f in os.listdir(models_dir)
+              if os.path.isfile(os.path.join(models_dir, f))] if os.path.isdir(models_dir) else []
     for name in models:
         assert (share / 'models' / name).is_file(), f'models/{name} not installed'
 
