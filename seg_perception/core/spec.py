@@ -23,12 +23,12 @@ live in ``config/classes/*.yaml``. Every validation error names the file and the
 from dataclasses import asdict, dataclass, field
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import yaml
 
-from seg_perception.core.errors import SpecError
+from seg_perception.core.errors import SegPerceptionError, SpecError
 
 METADATA_KEY = 'seg_perception.spec'
 IGNORE_INDEX = 255
@@ -234,7 +234,7 @@ class ModelSpec:
     @classmethod
     def from_yaml(cls, path: str) -> 'ModelSpec':
         """Load a sidecar spec YAML file."""
-        return cls.from_dict(_read_yaml(path), path)
+        return cls.from_dict(read_yaml(path), path)
 
     def save_yaml(self, path: str) -> None:
         """Write the spec as a sidecar YAML file."""
@@ -330,7 +330,7 @@ def available_class_tables() -> List[str]:
 def load_class_table(name_or_path: str) -> ClassTable:
     """Load and validate a class table (duplicate ids/names/colors, colors out of 0..255)."""
     path = resolve_class_table_path(name_or_path)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, Mapping):
         raise SpecError(f'{path}: expected a mapping with name, classes and drivable')
     classes = parse_classes(data.get('classes'), path)
@@ -369,11 +369,18 @@ def load_spec(model_path: str, metadata: Optional[Mapping[str, str]] = None) -> 
                     'or write the sidecar)')
 
 
-def _read_yaml(path: str) -> Any:
+def read_yaml(path: str, what: str = 'file', error: Type[SegPerceptionError] = SpecError) -> Any:
+    """
+    Parse a YAML file; a missing, unreadable or invalid file raises ``error`` naming it.
+
+    ``what`` says what the file should be (e.g. 'class map'), for the message.
+    """
     try:
         with open(path, encoding='utf-8') as stream:
             return yaml.safe_load(stream)
     except FileNotFoundError:
-        raise SpecError(f'{path}: file not found') from None
-    except yaml.YAMLError as error:
-        raise SpecError(f'{path}: invalid YAML ({error})'.replace('\n', ' ')) from None
+        raise error(f'{path}: {what} not found') from None
+    except OSError as failure:
+        raise error(f'{path}: cannot read {what} ({failure.strerror})') from None
+    except yaml.YAMLError as failure:
+        raise error(f'{path}: invalid YAML ({" ".join(str(failure).split())})') from None

@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-import yaml
 
 from seg_perception.core.errors import SpecError
+from seg_perception.core.spec import read_yaml
 from seg_perception.ros.dds import config_file
 
 DEFAULTS_FILE_NAME = 'segmentation.yaml'
@@ -118,13 +118,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
 def load_defaults(path: Optional[str] = None) -> Dict[str, Any]:
     """Return {parameter name: default} from a ROS 2 parameter file (nested keys dotted)."""
     path = path or defaults_path()
-    try:
-        with open(path, encoding='utf-8') as stream:
-            data = yaml.safe_load(stream)
-    except OSError as error:
-        raise SpecError(f'{path}: cannot read node defaults ({error.strerror})') from None
-    except yaml.YAMLError as error:
-        raise SpecError(f'{path}: invalid YAML ({error})'.replace('\n', ' ')) from None
+    data = read_yaml(path, 'node defaults')
     if not isinstance(data, Mapping) or len(data) != 1:
         raise SpecError(f'{path}: expected one node key (/**) holding ros__parameters')
     node_section = next(iter(data.values()))

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from seg_perception.core.errors import DataError, SpecError
+from seg_perception.core.spec import read_yaml
 
 DEFAULT_STRIP_FRAMES = 3
 THUMBNAIL_WIDTH = 320
@@ -132,16 +133,8 @@ def resolve_class_map(name_or_path: str) -> str:
 
 def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str]]:
     """Return (path, {model class: GT class or None}, target table name or None)."""
-    import yaml
-
     path = resolve_class_map(name_or_path)
-    try:
-        with open(path, encoding='utf-8') as stream:
-            data = yaml.safe_load(stream)
-    except OSError as error:
-        raise SpecError(f'{path}: cannot read class map ({error.strerror})') from None
-    except yaml.YAMLError as error:
-        raise SpecError(f'{path}: invalid YAML ({" ".join(str(error).split())})') from None
+    data = read_yaml(path, 'class map')
     target = None
     if isinstance(data, dict) and isinstance(data.get('map'), dict):
         target = data.get('target')

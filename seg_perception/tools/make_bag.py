@@ -26,6 +26,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from seg_perception.core.errors import DataError
+from seg_perception.core.spec import read_yaml
 
 DEFAULT_RATE_HZ = 10.0
 DEFAULT_FRAME_ID = 'camera'
@@ -77,15 +78,7 @@ def load_camera_info(path: str) -> Dict[str, Any]:
 
     Errors name the file and the field: a missing key, or a matrix with the wrong element count.
     """
-    import yaml
-
-    try:
-        with open(path, encoding='utf-8') as stream:
-            data = yaml.safe_load(stream)
-    except OSError as error:
-        raise DataError(f'{path}: cannot read camera calibration ({error.strerror})') from None
-    except yaml.YAMLError as error:
-        raise DataError(f'{path}: invalid YAML ({" ".join(str(error).split())})') from None
+    data = read_yaml(path, 'camera calibration', DataError)
     if not isinstance(data, dict):
         raise DataError(f'{path}: expected a camera calibration mapping (image_width, '
                         'camera_matrix, ...)')
