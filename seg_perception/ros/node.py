@@ -194,11 +194,15 @@ class SegmentationNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop listening; frames in flight are not published."""
+        self._stop_listening()
+        return super().on_deactivate(state)
+
+    def _stop_listening(self) -> None:
+        """Drop the input subscription and stop publishing frames still in flight."""
         self._active = False
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker, release publishers and the model."""
@@ -207,10 +211,7 @@ class SegmentationNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything from any state."""
-        self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self._stop_listening()
         self._release()
         return super().on_shutdown(state)
 
