@@ -271,8 +271,8 @@ def test_drop_if_busy_keeps_latency_bounded_and_counts_drops(raw, camvid_samples
           f'p50 {np.median(latencies):.1f} max {latencies.max():.1f}')
     third = len(latencies) // 3
     early, late = np.median(latencies[:third]), np.median(latencies[-third:])
-    # a queue would make latency grow through the burst (about 0.5 s more per second of a
-    # 500 Hz flood at this rate of service); the latest-frame policy keeps it bounded. The
+    # a queue would make latency grow through the burst (by seconds per second of a 500 Hz
+    # flood served at ~10 Hz); the latest-frame policy keeps it bounded. The
     # margin is wide because on 2 cores the flood starves both processes: medians of the last
     # third of 64-557 ms were seen with the node itself unchanged.
     print(f'median latency first third {early:.1f} ms, last third {late:.1f} ms')
