@@ -271,12 +271,13 @@ def test_drop_if_busy_keeps_latency_bounded_and_counts_drops(raw, camvid_samples
           f'p50 {np.median(latencies):.1f} max {latencies.max():.1f}')
     third = len(latencies) // 3
     early, late = np.median(latencies[:third]), np.median(latencies[-third:])
-    # a queue would make latency grow through the burst (by seconds per second of a 500 Hz
-    # flood served at ~10 Hz); the latest-frame policy keeps it bounded. The
-    # margin is wide because on 2 cores the flood starves both processes: medians of the last
-    # third of 64-557 ms were seen with the node itself unchanged.
+    # A queue would make latency grow through the burst (by seconds per second of a 500 Hz
+    # flood); the latest-frame policy keeps it flat. The input callback has its own executor
+    # thread, so the node takes most of the flood (about 60 % segmented, max 22 ms here) instead
+    # of a few percent as under rclpy's MultiThreadedExecutor.
     print(f'median latency first third {early:.1f} ms, last third {late:.1f} ms')
-    assert late <= 2 * early + 1000, (early, late, latencies)
+    assert late <= 2 * early + 100, (early, late, latencies)
+    assert len(outputs) >= 0.1 * len(stamps), (len(outputs), len(stamps))
     values = peer.wait_for_diagnostics(
         lambda v: int(v['frames_dropped_busy']) > before, FRAME_TIMEOUT)
     assert values, peer.latest_diagnostics()

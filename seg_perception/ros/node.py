@@ -15,11 +15,12 @@
 """
 SegmentationNode: a lifecycle node, a thin adapter between image topics and core.Segmenter.
 
-Threads: the executor (MultiThreadedExecutor) runs the image callback, the diagnostics timer and
-the parameter/lifecycle services in separate callback groups; the image callback only stores the
-newest frame in a one-frame slot; one worker thread decodes, segments and publishes. A model swap
-(``model_path`` set at run time) loads in the parameter service's thread while the worker keeps
-serving with the old model, then replaces the model reference between two frames.
+Threads: the image callback has its own single-threaded executor and thread
+(:class:`~seg_perception.ros.executors.SplitSpinner`); the parameter/lifecycle services and the
+diagnostics timer run in the main executor. The image callback only stores the newest frame in a
+one-frame slot; one worker thread decodes, segments and publishes. A model swap (``model_path``
+set at run time) loads in the parameter service's thread while images keep arriving and the
+worker keeps serving with the old model, then replaces the model reference between two frames.
 """
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
@@ -43,6 +44,7 @@ from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import (image_from_compressed_msg, image_from_msg,
                                             image_to_msg)
 from seg_perception.ros.diagnostics import level_and_message, make_status, NodeStats
+from seg_perception.ros.executors import SplitSpinner
 from seg_perception.ros.frame_slot import LatestFrameSlot
 from seg_perception.ros.parameters import (check_choice, declare_node_parameters,
                                            drivable_names, load_defaults, NODE_NAME,
@@ -56,7 +58,6 @@ COMPRESSED_SUFFIX = '/compressed'
 OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
                     'confidence': 'publish_confidence'}
 OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
-EXECUTOR_THREADS = 3
 
 
 @dataclass
@@ -104,6 +105,11 @@ class SegmentationNode(LifecycleNode):
     def autostart(self) -> bool:
         """Return whether the node configures and activates itself on start."""
         return bool(self._values['autostart'])
+
+    @property
+    def input_callback_groups(self) -> List[Any]:
+        """Return the callback groups to spin apart from the services (the image input)."""
+        return [self._input_group]
 
     @property
     def input_topic(self) -> str:
@@ -441,14 +447,13 @@ def main(args: Optional[List[str]] = None) -> int:
     code = 0
     try:
         node = SegmentationNode()
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-        executor.add_node(node)
+        spinner = SplitSpinner(node, node.input_callback_groups)
         if node.autostart and (
                 node.trigger_configure() != TransitionCallbackReturn.SUCCESS or
                 node.trigger_activate() != TransitionCallbackReturn.SUCCESS):
             code = 1
         else:
-            executor.spin()
+            spinner.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except SegPerceptionError as error:

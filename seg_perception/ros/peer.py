@@ -226,22 +226,25 @@ class Peer:
         self.publisher.publish(msg)
         return stamp_ns(msg)
 
-    def wait_for_node(self, timeout: float) -> bool:
-        """Wait until the node subscribes to our image topic (it is active)."""
-        return wait_until(lambda: self.publisher.get_subscription_count() > 0, timeout)
+    def wait_for_node(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+        """Wait until the node subscribes to our image topic (it is active); False if not alive."""
+        wait_until(lambda: self.publisher.get_subscription_count() > 0 or not alive(), timeout)
+        return alive() and self.publisher.get_subscription_count() > 0
 
     def wait_ready(self, probe: Any, timeout: float, output: str = 'labels',
-                   period: float = 0.5) -> bool:
+                   period: float = 0.5, alive: Callable[[], bool] = lambda: True) -> bool:
         """
         Wait for a full round trip: publish probe (restamped) until its output comes back.
 
         Matching is per topic and asynchronous: the node may see our images before we see its
-        outputs, so only a frame that came back proves both directions are connected.
+        outputs, so only a frame that came back proves both directions are connected. Gives up
+        as soon as ``alive()`` is False (pass ``NodeProcess.running``: a node that failed to
+        start exits).
         """
         deadline = time.monotonic() + timeout
-        if not self.wait_for_node(timeout):
+        if not self.wait_for_node(timeout, alive):
             return False
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and alive():
             stamp = self.publish(probe, restamp=True)
             if self.wait_for_stamp(stamp, period, output) is not None:
                 return True

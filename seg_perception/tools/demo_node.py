@@ -72,9 +72,11 @@ def run_node_demo(args: argparse.Namespace) -> int:
             print(f'node demo: {node.fqn} on {len(frames)} images, model {model}'
                   f'{" (UNTRAINED)" if untrained else ""}')
             first = peer.make_message(cv2.cvtColor(frames[0][1], cv2.COLOR_RGB2BGR), 'bgr8')
-            if not peer.wait_ready(first, START_TIMEOUT_S, output='overlay'):
-                raise SegPerceptionError(f'{node.fqn}: no ~/overlay within '
-                                         f'{START_TIMEOUT_S:.0f} s; node log:\n'
+            if not peer.wait_ready(first, START_TIMEOUT_S, output='overlay',
+                                   alive=node.running):
+                state = ('exited' if not node.running() else
+                         f'sent no ~/overlay within {START_TIMEOUT_S:.0f} s')
+                raise SegPerceptionError(f'{node.fqn} {state}; node log:\n'
                                          f'{node.log()[-2000:]}')
             for name, rgb in frames:
                 msg = peer.make_message(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), 'bgr8',
