@@ -83,6 +83,21 @@ def test_labels_at_the_image_size(labels_segmenter, camvid_samples):
             assert result.timings['total'] >= result.timings['infer']
 
 
+def test_on_labels_gets_the_labels_before_the_drivable_mask(camvid_samples):
+    """The node publishes ~/labels from on_labels, before the drivable mask is computed."""
+    _, rgb, _ = camvid_samples[1]
+    seen = []
+    with Segmenter() as segmenter:  # the bundled model: the road is a large region here
+        assert segmenter.process(rgb, 'rgb8').drivable.any()
+
+        def on_labels(labels):
+            seen.append(labels.copy())
+            segmenter.drivable_config = DrivableConfig(min_area=0.99)  # drops every region
+
+        result = segmenter.process(rgb, 'rgb8', on_labels=on_labels)
+    assert len(seen) == 1 and np.array_equal(seen[0], result.labels)
+    assert not result.drivable.any()  # the mask was made after the callback
+
 def test_labels_match_a_numpy_reference(color_segmenters, camvid_samples):
     for segmenter in color_segmenters:
         for _, rgb, _ in camvid_samples[:4]:

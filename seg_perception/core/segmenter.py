@@ -26,7 +26,7 @@ size (see :mod:`seg_perception.core.drivable`).
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -81,8 +81,15 @@ class OutputStages:
     def run(self, output: np.ndarray, geometry: Geometry, drivable_ids: Sequence[int],
             confidence: bool = False, color: bool = False,
             overlay_rgb: Optional[np.ndarray] = None,
-            overlay_alpha: float = DEFAULT_ALPHA) -> SegResult:
-        """Return a SegResult (timings for postprocess, drivable, colorize) from a model output."""
+            overlay_alpha: float = DEFAULT_ALPHA,
+            on_labels: Optional[Callable[[np.ndarray], None]] = None) -> SegResult:
+        """
+        Return a SegResult (timings for postprocess, drivable, colorize) from a model output.
+
+        ``on_labels(labels)`` is called as soon as the source-size labels exist, before the
+        drivable mask and colors (the node publishes ``~/labels`` there); its time is not in the
+        stage timings.
+        """
         post = self.postprocessor
         clock = time.perf_counter
         start = clock()
@@ -94,6 +101,9 @@ class OutputStages:
         small = (small_labels.shape[0] <= geometry.source_height
                  and small_labels.shape[1] <= geometry.source_width)
         after_post = clock()
+        if on_labels is not None:
+            on_labels(labels)
+        before_drivable = clock()
         if small:
             mask = post.to_source(drivable_mask(small_labels, drivable_ids, small_scores,
                                                 config=self.drivable_config), geometry)
@@ -110,7 +120,7 @@ class OutputStages:
                 blended = blend(overlay_rgb, colors, labels, overlay_alpha)
         end = clock()
         timings = {'postprocess': (after_post - start) * 1e3,
-                   'drivable': (after_drivable - after_post) * 1e3,
+                   'drivable': (after_drivable - before_drivable) * 1e3,
                    'colorize': (end - after_drivable) * 1e3}
         return SegResult(labels=labels, drivable=mask, confidence=scores,
                          color=colors if color else None, overlay=blended, timings=timings)
@@ -206,12 +216,14 @@ class Segmenter:
     def process(self, image: np.ndarray, encoding: str = 'rgb8', confidence: bool = False,
                 color: bool = False, overlay: bool = False,
                 drivable_classes: Optional[Iterable[str]] = None,
-                overlay_alpha: Optional[float] = None) -> SegResult:
+                overlay_alpha: Optional[float] = None,
+                on_labels: Optional[Callable[[np.ndarray], None]] = None) -> SegResult:
         """
         Segment one image given in a sensor_msgs encoding; return a :class:`SegResult`.
 
         ``confidence`` needs a model with logits output (else it stays None). ``drivable_classes``
         overrides the classes for this call; ``overlay_alpha`` defaults to ``self.overlay_alpha``.
+        ``on_labels(labels)`` gets the label map before the drivable mask and colors are made.
         Bad images raise InputError naming what is wrong (reason codes as in
         :mod:`seg_perception.core.imagecodec`).
         """
@@ -228,7 +240,7 @@ class Segmenter:
         after_infer = clock()
         rgb = to_rgb(image, encoding) if overlay else None
         result = self._stages.run(output, geometry, ids, confidence=confidence, color=color,
-                                  overlay_rgb=rgb, overlay_alpha=alpha)
+                                  overlay_rgb=rgb, overlay_alpha=alpha, on_labels=on_labels)
         end = clock()
         timings = {'preprocess': (after_pre - start) * 1e3,
                    'infer': (after_infer - after_pre) * 1e3}
