@@ -98,6 +98,7 @@ def test_on_labels_gets_the_labels_before_the_drivable_mask(camvid_samples):
     assert len(seen) == 1 and np.array_equal(seen[0], result.labels)
     assert not result.drivable.any()  # the mask was made after the callback
 
+
 def test_labels_match_a_numpy_reference(color_segmenters, camvid_samples):
     for segmenter in color_segmenters:
         for _, rgb, _ in camvid_samples[:4]:

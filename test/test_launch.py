@@ -95,13 +95,16 @@ def test_shipped_dds_profile_has_a_32mb_segment_and_loopback_udp():
     assert builtin is not None and builtin.text == 'false'
 
 
-def test_rviz_config_shows_input_overlay_labels_and_drivable_mask():
+def test_rviz_config_shows_input_overlay_labels_drivable_mask_and_grid():
     with open(os.path.join(REPO, 'config', 'segmentation.rviz'), encoding='utf-8') as stream:
         layout = yaml.safe_load(stream)
     topics = {d['Topic']['Value'] for d in layout['Visualization Manager']['Displays']
               if d['Class'] == 'rviz_default_plugins/Image'}
     assert topics == {'/image', '/segmentation/overlay', '/segmentation/color',
                       '/segmentation/drivable_mask'}
+    maps = [d['Topic']['Value'] for d in layout['Visualization Manager']['Displays']
+            if d['Class'] == 'rviz_default_plugins/Map']
+    assert maps == ['/segmentation/drivable_grid']
 
 
 def test_parameter_file_lists_every_parameter_once():

@@ -23,6 +23,7 @@ set at run time) loads in the parameter service's thread while images keep arriv
 worker keeps serving with the old model, then replaces the model reference between two frames.
 """
 
+import array
 from dataclasses import dataclass
 import sys
 import threading
@@ -30,6 +31,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -37,9 +39,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core.errors import InputError, SegPerceptionError
+from seg_perception.core.ground_grid import GroundProjector, Intrinsics
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import (image_from_compressed_msg, image_from_msg,
                                             image_to_msg)
@@ -52,6 +55,8 @@ from seg_perception.ros.parameters import (check_choice, declare_node_parameters
                                            RuntimeSettings)
 
 INPUT_TOPIC = 'image'
+CAMERA_INFO_TOPIC = 'camera_info'
+GRID_TOPIC = 'drivable_grid'
 COMPRESSED_SUFFIX = '/compressed'
 # Optional outputs: topic -> the parameter that gates it. They are computed only while gated on
 # and subscribed.
@@ -89,6 +94,9 @@ class SegmentationNode(LifecycleNode):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._subscription: Any = None
+        self._camera_info_subscription: Any = None
+        self._intrinsics: Optional[Intrinsics] = None  # from the latest CameraInfo
+        self._projector: Optional[GroundProjector] = None  # cached for one grid and camera
         self._input_topic = ''
         self._outputs: Dict[str, Any] = {}
         self._class_publisher: Any = None
@@ -171,6 +179,8 @@ class SegmentationNode(LifecycleNode):
         for name in OUTPUTS:
             self._outputs[name] = self.create_lifecycle_publisher(
                 Image, f'~/{name}', qos.output_qos())
+        self._outputs[GRID_TOPIC] = self.create_lifecycle_publisher(
+            OccupancyGrid, f'~/{GRID_TOPIC}', qos.output_qos())
         self._class_publisher = self.create_publisher(
             class_table.message_type(), class_table.TOPIC, qos.latched_qos())
         self._diagnostics_publisher = self.create_publisher(
@@ -192,6 +202,9 @@ class SegmentationNode(LifecycleNode):
             message_type, self.input_topic, self._on_image,
             qos.input_qos(self._values['qos.reliability'], self._values['qos.depth']),
             callback_group=self._input_group)
+        self._camera_info_subscription = self.create_subscription(
+            CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos.input_qos(),
+            callback_group=self._input_group)
         self._active = True
         self.get_logger().info(
             f'listening on {self.input_topic} ({self._values["input_transport"]}, '
@@ -206,9 +219,10 @@ class SegmentationNode(LifecycleNode):
     def _stop_listening(self) -> None:
         """Drop the input subscription and stop publishing frames still in flight."""
         self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        for subscription in (self._subscription, self._camera_info_subscription):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._subscription = self._camera_info_subscription = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker, release publishers and the model."""
@@ -254,6 +268,10 @@ class SegmentationNode(LifecycleNode):
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
         values = dict(self._values, **updates)
+        try:
+            settings = RuntimeSettings.from_values(values)
+        except InputError as error:
+            return SetParametersResult(successful=False, reason=str(error))
         drivable = list(drivable_names(values['drivable_classes']))
         if 'model_path' in updates and self._segmenter is not None:
             with self._swap_lock:
@@ -266,7 +284,7 @@ class SegmentationNode(LifecycleNode):
             except SegPerceptionError as error:
                 return SetParametersResult(successful=False, reason=f'drivable_classes: {error}')
         self._values = values
-        self._settings = RuntimeSettings.from_values(values)
+        self._settings = settings
         self._stats.expected_rate = self._settings.expected_rate
         return SetParametersResult(successful=True)
 
@@ -314,6 +332,13 @@ class SegmentationNode(LifecycleNode):
                 return
             frame.decode_ms = (time.perf_counter() - received) * 1e3
         self._slot.put(frame)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the intrinsics of the latest CameraInfo for ~/drivable_grid."""
+        try:
+            self._intrinsics = Intrinsics.from_k(msg.k, msg.width, msg.height)
+        except InputError as error:
+            self._reject(error.reason, f'{self.resolve_topic_name(CAMERA_INFO_TOPIC)}: {error}')
 
     def _reject(self, reason: str, message: str) -> None:
         """Count a rejected frame; log it once per reason and error_log_period."""
@@ -407,14 +432,46 @@ class SegmentationNode(LifecycleNode):
                     confidence_to_mono8(array) if name == 'confidence' else array,
                     encoding_out, header))
                 published.append(name)
+        if settings.publish_drivable_grid and \
+                self._outputs[GRID_TOPIC].get_subscription_count() > 0:
+            grid_started = time.perf_counter()
+            grid_msg = self._grid_message(result.drivable, header, settings)
+            timings['grid'] = (time.perf_counter() - grid_started) * 1e3
+            self._outputs[GRID_TOPIC].publish(grid_msg)
+            published.append(GRID_TOPIC)
         done = time.perf_counter()
-        timings['publish'] = (done - publish_started) * 1e3 + labels_publish_ms[0]
+        timings['publish'] = ((done - publish_started) * 1e3 + labels_publish_ms[0] -
+                              timings.get('grid', 0.0))
         timings['total'] = (done - started) * 1e3
         now_ns = self.get_clock().now().nanoseconds
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         if stamp_ns > 0:
             timings['stamp_to_publish'] = (now_ns - stamp_ns) / 1e6
         self._stats.frame_published(timings, published)
+
+    def _grid_message(self, mask: np.ndarray, header: Any,
+                      settings: RuntimeSettings) -> OccupancyGrid:
+        """Project the drivable mask onto the ground grid; the grid keeps the image header."""
+        height, width = mask.shape[:2]
+        intrinsics = (self._intrinsics.scaled(width, height) if self._intrinsics is not None
+                      else Intrinsics.from_fov(width, height, settings.horizontal_fov))
+        projector = self._projector
+        if projector is None or projector.config != settings.grid or \
+                projector.intrinsics != intrinsics:
+            projector = self._projector = GroundProjector(settings.grid, intrinsics)
+        grid = projector.project(mask)
+        msg = OccupancyGrid()
+        msg.header = header
+        msg.info.map_load_time = header.stamp
+        msg.info.resolution = float(settings.grid.resolution)
+        msg.info.height, msg.info.width = int(grid.shape[0]), int(grid.shape[1])
+        (x, y, z), (qx, qy, qz, qw) = projector.origin_in_camera()
+        msg.info.origin.position.x, msg.info.origin.position.y = x, y
+        msg.info.origin.position.z = z
+        orientation = msg.info.origin.orientation
+        orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
+        msg.data = array.array('b', grid.tobytes())
+        return msg
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

@@ -28,11 +28,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from seg_perception.core.errors import SpecError
+from seg_perception.core.ground_grid import GridConfig
 from seg_perception.core.spec import read_yaml
 from seg_perception.ros.dds import config_file
 
 DEFAULTS_FILE_NAME = 'segmentation.yaml'
 NODE_NAME = 'segmentation'
+
+# drivable_grid.<field> parameters that make a core GridConfig
+GRID_FIELDS = ('resolution', 'length', 'width', 'start', 'camera_height', 'camera_pitch')
 
 # Filled from the model at configure time (and after a model swap); never set by users.
 CLASS_PARAMETERS = ('classes.ids', 'classes.names', 'classes.colors')
@@ -78,6 +82,26 @@ PARAMETERS: Dict[str, ParameterInfo] = {
                                      read_only=False),
     'publish_confidence': ParameterInfo('Publish ~/confidence while it has subscribers.',
                                         read_only=False),
+    'publish_drivable_grid': ParameterInfo(
+        'Publish ~/drivable_grid (OccupancyGrid on the ground plane) while it has subscribers.',
+        read_only=False),
+    'drivable_grid.resolution': ParameterInfo('Grid cell size in metres.', read_only=False,
+                                              float_range=(0.01, 10.0)),
+    'drivable_grid.length': ParameterInfo('Metres covered ahead, from drivable_grid.start.',
+                                          read_only=False, float_range=(0.1, 1000.0)),
+    'drivable_grid.width': ParameterInfo('Metres covered across, centred on the camera.',
+                                         read_only=False, float_range=(0.1, 1000.0)),
+    'drivable_grid.start': ParameterInfo(
+        "Metres from the ground point under the camera to the grid's near edge.",
+        read_only=False, float_range=(-1000.0, 1000.0)),
+    'drivable_grid.camera_height': ParameterInfo('Camera height above the ground in metres.',
+                                                 read_only=False, float_range=(0.01, 100.0)),
+    'drivable_grid.camera_pitch': ParameterInfo(
+        'Camera pitch in radians, positive = looking down.', read_only=False,
+        float_range=(-1.5, 1.5)),
+    'drivable_grid.horizontal_fov': ParameterInfo(
+        'Horizontal field of view in degrees, used until a CameraInfo arrives on camera_info.',
+        read_only=False, float_range=(1.0, 179.0)),
     'qos.reliability': ParameterInfo('Reliability of the image subscription.',
                                      choices=('best_effort', 'reliable')),
     'qos.depth': ParameterInfo('Depth of the image subscription queue (1 = latest frame).',
@@ -184,6 +208,9 @@ class RuntimeSettings:
     publish_overlay: bool = True
     publish_confidence: bool = True
     expected_rate: float = 0.0
+    publish_drivable_grid: bool = False
+    grid: GridConfig = GridConfig()
+    horizontal_fov: float = 60.0
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> 'RuntimeSettings':
@@ -193,7 +220,11 @@ class RuntimeSettings:
                    publish_color=bool(values['publish_color']),
                    publish_overlay=bool(values['publish_overlay']),
                    publish_confidence=bool(values['publish_confidence']),
-                   expected_rate=float(values['expected_rate']))
+                   expected_rate=float(values['expected_rate']),
+                   publish_drivable_grid=bool(values['publish_drivable_grid']),
+                   grid=GridConfig(**{field: float(values[f'drivable_grid.{field}'])
+                                      for field in GRID_FIELDS}),
+                   horizontal_fov=float(values['drivable_grid.horizontal_fov']))
 
 
 def class_parameters(spec: Any) -> List[Parameter]:

@@ -40,7 +40,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 import yaml
 
 from seg_perception.core.errors import SegPerceptionError
@@ -156,6 +156,7 @@ class Peer:
             CompressedImage if compressed else Image,
             input_topic + '/compressed' if compressed else input_topic, publisher_qos)
         self._subscriptions = []
+        self._camera_info_publisher: Any = None
         for output in outputs:
             self.subscribe(output)
         if diagnostics:
@@ -192,12 +193,20 @@ class Peer:
                                STATUS_MESSAGE: status.message})
                 self._append(self.diagnostics, values)
 
-    def subscribe(self, output: str) -> None:
+    def subscribe(self, output: str, msg_type: Any = Image) -> None:
         """Record the messages of one node output (``labels``, ``overlay``, ...)."""
-        def on_message(msg: Image, topic: str = output) -> None:
+        def on_message(msg: Any, topic: str = output) -> None:
             self._append(self.received[topic], (time.time_ns(), msg))
         self._subscriptions.append(self.node.create_subscription(
-            Image, f'{self.node_fqn}/{output}', on_message, qos.output_qos()))
+            msg_type, f'{self.node_fqn}/{output}', on_message, qos.output_qos()))
+
+    def publish_camera_info(self, msg: Any, topic: str = 'camera_info') -> None:
+        """Publish a sensor_msgs/CameraInfo (the publisher is made on first use)."""
+        if self._camera_info_publisher is None:
+            self._camera_info_publisher = self.node.create_publisher(
+                CameraInfo, topic, QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                                              reliability=ReliabilityPolicy.RELIABLE))
+        self._camera_info_publisher.publish(msg)
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
