@@ -46,6 +46,8 @@ NODE_PARAMETER_ARGUMENTS = ('model_path', 'input_transport')
 ARGUMENTS = {
     'model_path': ('', 'ONNX model or TensorRT engine; empty = params_file (bundled model)'),
     'image_topic': ('image', 'input image topic (image/compressed is derived from it)'),
+    'camera_info_topic': ('', 'CameraInfo for ~/drivable_grid; empty = camera_info next to '
+                              'image_topic, as image_transport pairs them'),
     'input_transport': ('', 'raw | compressed; empty = params_file'),
     'params_file': ('', 'node parameters (default: the shipped config/segmentation.yaml)'),
     'namespace': ('', 'namespace of the node (its outputs are ~/labels, ...)'),
@@ -58,16 +60,24 @@ def _share(parts: tuple) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
 
 
+def camera_info_beside(image_topic: str) -> str:
+    """Return the camera_info topic beside an image topic (/cam/image -> /cam/camera_info)."""
+    namespace, slash, _ = image_topic.rpartition('/')
+    return f'{namespace}{slash}camera_info'
+
+
 def _node(context: LaunchContext) -> list:
     """Build the node once the arguments are known (empty arguments are not forwarded)."""
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     overrides = {name: value[name] for name in NODE_PARAMETER_ARGUMENTS if value[name]}
     image_topic = value['image_topic']
+    camera_info = value['camera_info_topic'] or camera_info_beside(image_topic)
     return [Node(
         package=PACKAGE, executable=NODE_EXECUTABLE, name=NODE_NAME,
         namespace=value['namespace'], output='screen',
         parameters=[value['params_file'] or _share(PARAMS_FILE), overrides],
-        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed')],
+        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed'),
+                    ('camera_info', camera_info)],
         arguments=['--ros-args', '--log-level', value['log_level']])]
 
 

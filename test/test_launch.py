@@ -34,8 +34,8 @@ from seg_perception.ros.parameters import CLASS_PARAMETERS, load_defaults, PARAM
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(REPO, 'launch', 'segment.launch.py')
 DEFAULTS_FILE = os.path.join(REPO, 'config', 'segmentation.yaml')
-REQUIRED_ARGUMENTS = {'model_path', 'image_topic', 'input_transport', 'params_file',
-                      'namespace', 'use_rviz', 'log_level'}
+REQUIRED_ARGUMENTS = {'model_path', 'image_topic', 'camera_info_topic', 'input_transport',
+                      'params_file', 'namespace', 'use_rviz', 'log_level'}
 
 apply_profile()  # before any rclpy.init in this process
 
