@@ -68,7 +68,11 @@ def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
     assert result['p50_over_inference'] == pytest.approx(
         result['latency_p50_ms'] / result['model']['infer_ms'])
     assert result['model']['model_path'] == labels_model
-    assert 'infer' in result['node_stage_p50_ms']
+    stages = result['node_stage_p50_ms']
+    assert {'infer', 'stamp_to_labels', 'stamp_to_publish'} <= set(stages)
+    # ~/labels goes out before the drivable mask: its stamp latency is the smaller one
+    assert 0 < stages['stamp_to_labels'] <= stages['stamp_to_publish']
+    assert 'until ~/labels is published' in done.stdout
 
 
 def test_bench_node_rejects_bad_options():

@@ -30,9 +30,10 @@ import numpy as np
 
 # Stages recorded per frame (ms). decode: message -> array; the core stages; grid: the
 # ~/drivable_grid projection; publish: messages built and handed to DDS; total: frame taken by
-# the worker -> last output published.
+# the worker -> last output published; stamp_to_labels / stamp_to_publish: camera stamp ->
+# ~/labels published / last output published (ROS clock).
 STAGES = ('queue', 'decode', 'preprocess', 'infer', 'postprocess', 'drivable', 'colorize',
-          'grid', 'publish', 'total', 'stamp_to_publish')
+          'grid', 'publish', 'total', 'stamp_to_labels', 'stamp_to_publish')
 WINDOW = 300  # latency samples kept per stage (10 s at 30 Hz)
 GAP_FACTOR = 1.5  # a stamp interval above GAP_FACTOR x the period means frames went missing
 RATE_WARN_FRACTION = 0.8  # input rate below this fraction of expected_rate -> WARN

@@ -395,6 +395,7 @@ class SegmentationNode(LifecycleNode):
             return
         wanted = self._wanted(settings)
         header = msg.header
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         labels_publish_ms = [0.0]
 
         def publish_labels(labels: np.ndarray) -> None:
@@ -403,6 +404,9 @@ class SegmentationNode(LifecycleNode):
                 begin = time.perf_counter()
                 self._outputs['labels'].publish(image_to_msg(labels, 'mono8', header))
                 labels_publish_ms[0] = (time.perf_counter() - begin) * 1e3
+                if stamp_ns > 0:
+                    timings['stamp_to_labels'] = (
+                        self.get_clock().now().nanoseconds - stamp_ns) / 1e6
 
         try:
             result = segmenter.process(
@@ -444,7 +448,6 @@ class SegmentationNode(LifecycleNode):
                               timings.get('grid', 0.0))
         timings['total'] = (done - started) * 1e3
         now_ns = self.get_clock().now().nanoseconds
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         if stamp_ns > 0:
             timings['stamp_to_publish'] = (now_ns - stamp_ns) / 1e6
         self._stats.frame_published(timings, published)
