@@ -73,6 +73,9 @@ def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
     # ~/labels goes out before the drivable mask: its stamp latency is the smaller one
     assert 0 < stages['stamp_to_labels'] <= stages['stamp_to_publish']
     assert 'until ~/labels is published' in done.stdout
+    # the model-free echo process gives the transport floor of the same frames
+    floor = result['transport_floor']
+    assert 0 < floor['p50_ms'] <= floor['p99_ms'] and 'transport floor' in done.stdout
 
 
 def test_bench_node_rejects_bad_options():

@@ -50,6 +50,7 @@ from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.parameters import NODE_NAME
 
 STOP_TIMEOUT_S = 15.0
+NODE_MODULE = 'seg_perception.ros.node'  # what NodeProcess runs with python -m
 # Keys added to the recorded diagnostics values for the status level and message.
 STATUS_LEVEL = 'status.level'
 STATUS_MESSAGE = 'status.message'
@@ -73,8 +74,8 @@ class NodeProcess:
 
     def __init__(self, parameters: Mapping[str, Any], name: str = NODE_NAME,
                  namespace: str = '', remappings: Iterable[Tuple[str, str]] = (),
-                 log_dir: Optional[str] = None) -> None:
-        """Write the parameter file and start the node (returns at once)."""
+                 log_dir: Optional[str] = None, module: str = NODE_MODULE) -> None:
+        """Write the parameter file and start the node (``python -m module``; returns at once)."""
         self.name = name
         self.namespace = namespace.strip('/')
         self._own_dir = not log_dir
@@ -83,7 +84,7 @@ class NodeProcess:
         self.log_file = os.path.join(self._dir, f'{name}.log')
         with open(self.params_file, 'w', encoding='utf-8') as stream:
             yaml.safe_dump({'/**': {'ros__parameters': dict(parameters)}}, stream)
-        command = [sys.executable, '-m', 'seg_perception.ros.node', '--ros-args',
+        command = [sys.executable, '-m', module, '--ros-args',
                    '--params-file', self.params_file, '-r', f'__node:={name}']
         if self.namespace:
             command += ['-r', f'__ns:=/{self.namespace}']

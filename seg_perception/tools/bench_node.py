@@ -19,7 +19,9 @@ The node runs in its own process (``segmentation_node``); this process is the ca
 viewer: it publishes real CamVid frames scaled to 1280x720 rgb8 at 30 Hz with the shipped DDS
 profile and records when each ``~/labels`` message arrives. The same model is first timed alone
 (the backend's ``infer`` only, in this process, before the node starts), so the ratios say what
-the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50.
+the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50. Then the same frames
+go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each frame
+with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone cost.
 """
 
 import argparse
@@ -28,11 +30,12 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 P50_TARGET = 1.15  # p50 latency / model-only inference
 P99_TARGET = 1.5  # p99 latency / p50 latency
 DEFAULT_SIZE = '1280x720'
+ECHO_MODULE = 'seg_perception.ros.echo'  # model-free stand-in: the transport floor
 WARMUP_S = 1.0  # outputs of the first second are not counted
 
 
@@ -54,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--node-backend', default='auto', help='node backend (default auto)')
     parser.add_argument('--node-timeout', type=float, default=120.0, metavar='S',
                         help='how long to wait for the node to start (default 120)')
+    parser.add_argument('--no-transport-floor', action='store_true',
+                        help='skip the model-free echo run that measures what DDS alone costs')
 
 
 def camera_frames(height: int, width: int) -> List[Any]:
@@ -101,30 +106,22 @@ def stream(peer: Any, messages: List[Any], rate: float, seconds: float) -> Dict[
     return sent
 
 
-def measure(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run the model alone, then the node over DDS; return the figures."""
-    import numpy as np
-
+def stream_through(node: Any, frames: List[Any], args: argparse.Namespace
+                   ) -> Tuple[List[float], int, Dict[str, str]]:
+    """Stream the camera frames through a node process; return latencies, frames, diagnostics."""
     from seg_perception.core.errors import SegPerceptionError
-    from seg_perception.ros.dds import apply_profile
-    from seg_perception.ros.peer import NodeProcess, Peer, stamp_ns
+    from seg_perception.ros.peer import Peer, stamp_ns
 
-    height, width = args.node_size
-    frames = camera_frames(height, width)
-    alone = model_only(args.node_model, frames[0], args)
-    profile = apply_profile()  # this process publishes the big frames
-    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
-                        'num_threads': args.node_threads}, name='segmentation_bench')
     peer = Peer(node.fqn, outputs=('labels',), name='bench_camera')
     try:
         messages = [peer.make_message(rgb, 'rgb8', frame_id='bench') for rgb in frames]
-        if not peer.wait_ready(messages[0], args.node_timeout):
+        if not peer.wait_ready(messages[0], args.node_timeout, alive=node.running):
             raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.node_timeout:.0f} s; '
                                      'node log: ' + ' | '.join(node.log().splitlines()[-3:]))
         peer.clear()
+        sent: Dict[int, float] = {}
         sender = threading.Thread(target=lambda: sent.update(
             stream(peer, messages, args.node_rate, args.node_seconds)))
-        sent: Dict[int, float] = {}
         sender.start()
         sender.join()
         time.sleep(1.0)  # the last frames come back
@@ -138,6 +135,29 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     counted = sum(1 for offset in sent.values() if offset >= WARMUP_S)
     if not latencies:
         raise SegPerceptionError(f'{node.fqn}: no ~/labels came back during the run')
+    return latencies, counted, diagnostics
+
+
+def measure(args: argparse.Namespace) -> Dict[str, Any]:
+    """Time the model alone, the transport alone (echo process), then the node; return all."""
+    import numpy as np
+
+    from seg_perception.ros.dds import apply_profile
+    from seg_perception.ros.peer import NodeProcess
+
+    height, width = args.node_size
+    frames = camera_frames(height, width)
+    alone = model_only(args.node_model, frames[0], args)
+    profile = apply_profile()  # this process publishes the big frames
+    transport: Dict[str, float] = {}
+    if not args.no_transport_floor:
+        echo_latencies, _, _ = stream_through(
+            NodeProcess({}, name='segmentation_echo', module=ECHO_MODULE), frames, args)
+        transport = dict(zip(('p50_ms', 'p99_ms'),
+                             (float(v) for v in np.percentile(echo_latencies, [50, 99]))))
+    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
+                        'num_threads': args.node_threads}, name='segmentation_bench')
+    latencies, counted, diagnostics = stream_through(node, frames, args)
     p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
     node_stages = {key[len('latency.'):-len('.p50_ms')]: float(value)
                    for key, value in diagnostics.items()
@@ -148,7 +168,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
             'p50_over_inference': p50 / alone['infer_ms'], 'p99_over_p50': p99 / p50,
             'node_stage_p50_ms': node_stages,
             'node_dropped_busy': int(diagnostics.get('frames_dropped_busy', 0)),
-            'cpus': os.cpu_count()}
+            'transport_floor': transport, 'cpus': os.cpu_count()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,6 +201,13 @@ def run(args: argparse.Namespace) -> int:
               f'{into_node:.1f} ms, waiting for the worker {stages["queue"]:.1f} ms, node '
               f'processing until ~/labels is published {to_labels:.1f} ms (infer '
               f'{stages.get("infer", 0.0):.1f}), node -> viewer (DDS) {back:.1f} ms')
+    floor = result['transport_floor']
+    if floor:
+        beyond = result['latency_p50_ms'] - floor['p50_ms']
+        print(f'transport floor (model-free echo process, same frames and QoS): camera stamp -> '
+              f'~/labels p50 {floor["p50_ms"]:.2f} ms, p99 {floor["p99_ms"]:.2f} ms; the node\'s '
+              f'p50 minus this floor = {beyond:.2f} ms, {beyond - model["infer_ms"]:+.2f} ms '
+              'beyond model-only inference')
     ratio50, ratio99 = result['p50_over_inference'], result['p99_over_p50']
     print(f'p50 / inference = {ratio50:.2f} (target <= {P50_TARGET}: '
           f'{"met" if ratio50 <= P50_TARGET else "NOT met"}); p99 / p50 = {ratio99:.2f} '
