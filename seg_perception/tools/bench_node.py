@@ -19,8 +19,8 @@ The node runs in its own process (``segmentation_node``); this process is the ca
 viewer: it publishes real CamVid frames scaled to 1280x720 rgb8 at 30 Hz with the shipped DDS
 profile and records when each ``~/labels`` message arrives. The same model is first timed alone
 (the backend's ``infer`` only, in this process, before the node starts), so the ratios say what
-the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50. Then the same frames
-go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each frame
+the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50. Afterwards the same
+frames go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each frame
 with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone cost.
 """
 
@@ -139,7 +139,7 @@ def stream_through(node: Any, frames: List[Any], args: argparse.Namespace
 
 
 def measure(args: argparse.Namespace) -> Dict[str, Any]:
-    """Time the model alone, the transport alone (echo process), then the node; return all."""
+    """Time the model alone, then the node, then the transport alone (echo); return all."""
     import numpy as np
 
     from seg_perception.ros.dds import apply_profile
@@ -149,15 +149,15 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     frames = camera_frames(height, width)
     alone = model_only(args.node_model, frames[0], args)
     profile = apply_profile()  # this process publishes the big frames
+    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
+                        'num_threads': args.node_threads}, name='segmentation_bench')
+    latencies, counted, diagnostics = stream_through(node, frames, args)
     transport: Dict[str, float] = {}
-    if not args.no_transport_floor:
+    if not args.no_transport_floor:  # after the node: a run before it disturbed the node's p99
         echo_latencies, _, _ = stream_through(
             NodeProcess({}, name='segmentation_echo', module=ECHO_MODULE), frames, args)
         transport = dict(zip(('p50_ms', 'p99_ms'),
                              (float(v) for v in np.percentile(echo_latencies, [50, 99]))))
-    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
-                        'num_threads': args.node_threads}, name='segmentation_bench')
-    latencies, counted, diagnostics = stream_through(node, frames, args)
     p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
     node_stages = {key[len('latency.'):-len('.p50_ms')]: float(value)
                    for key, value in diagnostics.items()
