@@ -20,8 +20,8 @@ viewer: it publishes real CamVid frames scaled to 1280x720 rgb8 at 30 Hz with th
 profile and records when each ``~/labels`` message arrives. The same model is first timed alone
 (the backend's ``infer`` only, in this process, before the node starts), so the ratios say what
 the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50. Afterwards the same
-frames go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each frame
-with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone cost.
+frames go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each
+frame with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone cost.
 """
 
 import argparse
