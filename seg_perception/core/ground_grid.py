@@ -195,7 +195,7 @@ class GroundProjector:
                              f'{k.width}x{k.height} camera intrinsics', 'size_mismatch')
         sampled = cv2.remap(mask, self._map_u, self._map_v, cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=_OUTSIDE)
-        grid = np.full(sampled.shape, OCCUPIED, np.int8) if out is None else out
+        grid = np.empty(sampled.shape, np.int8) if out is None else out
         grid[...] = OCCUPIED
         grid[sampled == 255] = FREE
         grid[sampled == _OUTSIDE] = UNKNOWN
