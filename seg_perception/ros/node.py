@@ -92,7 +92,6 @@ class SegmentationNode(LifecycleNode):
         self._retired_lock = threading.Lock()
         self._retired: List[Any] = []
         self._input_group = MutuallyExclusiveCallbackGroup()
-        self._timer_group = MutuallyExclusiveCallbackGroup()
         self._subscription: Any = None
         self._camera_info_subscription: Any = None
         self._intrinsics: Optional[Intrinsics] = None  # from the latest CameraInfo
@@ -187,8 +186,7 @@ class SegmentationNode(LifecycleNode):
             DiagnosticArray, '/diagnostics', qos.diagnostics_qos())
         self._announce_model(segmenter)
         self._diagnostics_timer = self.create_timer(
-            self._values['diagnostics_period'], self._publish_diagnostics,
-            callback_group=self._timer_group)
+            self._values['diagnostics_period'], self._publish_diagnostics)
         self._slot.open()
         self._worker = threading.Thread(target=self._work, name='segmentation_worker',
                                         daemon=True)
