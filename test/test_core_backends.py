@@ -226,3 +226,84 @@ def test_torch_backend_bad_files(tmp_path):
         create_backend('torch', str(junk))
     with pytest.raises(BackendError, match='int8'):
         create_backend('torch', str(junk), precision='int8')
+
+
+BUNDLED_ONNX = pathlib.Path(__file__).parent.parent / 'models' / 'camvid_lraspp.onnx'
+BUNDLED_CHECKPOINT = (pathlib.Path(__file__).parent.parent / 'training' / 'camvid_lraspp'
+                      / 'best.pt')
+
+
+def test_split_architecture_accepts_every_spelling():
+    from seg_perception.models.zoo import split_architecture
+    assert split_architecture('lraspp') == ('lraspp', None)
+    assert split_architecture('pspnet/resnet18') == ('pspnet', 'resnet18')
+    assert split_architecture('lraspp-mobilenet_v3_large') == ('lraspp', 'mobilenet_v3_large')
+    assert split_architecture('deeplabv3plus-mobilenet_v2') == ('deeplabv3plus', 'mobilenet_v2')
+
+
+@pytest.fixture(scope='module')
+def bundled_checkpoint(tmp_path_factory, camvid_samples):
+    """Return the bundled training checkpoint (ONNX spec beside it) and the ONNX labels."""
+    from seg_perception.core import Segmenter
+    folder = tmp_path_factory.mktemp('checkpoint')
+    checkpoint = folder / 'camvid_lraspp.pt'
+    shutil.copy(BUNDLED_CHECKPOINT, checkpoint)
+    with Segmenter(str(BUNDLED_ONNX), device='cpu') as reference:
+        reference.spec.save_yaml(str(folder / 'camvid_lraspp.yaml'))
+        expected = [reference.process(rgb).labels for _, rgb, _ in camvid_samples[:4]]
+    return str(checkpoint), expected
+
+
+def segment_samples(model_path, samples, **options):
+    """Return the backend and the labels a Segmenter makes of the samples."""
+    from seg_perception.core import Segmenter
+    with Segmenter(model_path, **options) as segmenter:
+        labels = [segmenter.process(rgb).labels for _, rgb, _ in samples]
+        return segmenter.backend.name, segmenter.backend.provider, labels
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')
+def test_bundled_checkpoint_on_torch_matches_the_bundled_onnx(bundled_checkpoint,
+                                                              camvid_samples):
+    checkpoint, expected = bundled_checkpoint
+    name, provider, labels = segment_samples(checkpoint, camvid_samples[:4], device='cpu')
+    assert (name, provider) == ('torch', 'torch-cpu')
+    for got, want in zip(labels, expected):
+        assert (got == want).mean() >= 0.99
+
+
+def torch_sees_a_gpu():
+    if not HAVE_TORCH:
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch_sees_a_gpu(), reason='needs an NVIDIA GPU that torch can use '
+                                                   '(torch sees no CUDA device here)')
+@pytest.mark.parametrize('precision, agreement', [('fp32', 0.99), ('fp16', 0.98)])
+def test_torch_cuda_matches_the_cpu(bundled_checkpoint, camvid_samples, precision, agreement):
+    checkpoint, expected = bundled_checkpoint
+    name, provider, labels = segment_samples(checkpoint, camvid_samples[:4], device='cuda:0',
+                                             precision=precision)
+    assert (name, provider) == ('torch', 'torch-cuda:0')
+    for got, want in zip(labels, expected):
+        assert (got == want).mean() >= agreement
+
+
+def onnxruntime_has_cuda():
+    import onnxruntime
+    return 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not onnxruntime_has_cuda(), reason='needs onnxruntime-gpu and an NVIDIA GPU '
+                                                       '(this onnxruntime has no CUDA EP)')
+def test_onnxruntime_cuda_matches_the_cpu(bundled_checkpoint, camvid_samples):
+    _, expected = bundled_checkpoint
+    name, provider, labels = segment_samples(str(BUNDLED_ONNX), camvid_samples[:4],
+                                             device='cuda:0')
+    assert (name, provider) == ('onnxruntime', 'CUDAExecutionProvider')
+    for got, want in zip(labels, expected):
+        assert (got == want).mean() >= 0.99

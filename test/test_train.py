@@ -99,7 +99,22 @@ def test_short_run_writes_checkpoints_logs_and_resumes(tmp_path):
     create_model('lraspp', num_classes=11, weights=str(tmp_path / 'run' / 'best.pt'))
 
 
-@pytest.mark.parametrize('bad', [['--crop', 'big'], ['--arch', 'segformer']])
+def test_worker_batches_do_not_depend_on_the_worker_count(tmp_path):
+    make_dataset(tmp_path / 'data', count=4)
+    losses = []
+    for workers in (1, 2):
+        out = tmp_path / f'run{workers}'
+        result = train(['--data', tmp_path / 'data', '--out', out, '--height', 96, '--width',
+                        128, '--crop', '96x128', '--batch-size', 2, '--no-progress', '--threads',
+                        1, '--epochs', 1, '--workers', workers, '--amp'])
+        assert result.returncode == 0, result.stderr[-2000:]
+        history = json.loads((out / 'history.json').read_text())['history']
+        losses.append(history[0]['loss'])
+    assert np.isfinite(losses[0]) and losses[0] == losses[1]
+
+
+@pytest.mark.parametrize('bad', [['--crop', 'big'], ['--arch', 'segformer'],
+                                 ['--workers', '-1']])
 def test_bad_usage(tmp_path, bad):
     make_dataset(tmp_path / 'data', count=1)
     result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run'] + bad)

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -64,6 +64,8 @@ class TrainConfig:
     width: int = 480
     val_every: int = 1
     num_threads: int = 0
+    workers: int = 0
+    amp: bool = False
     seed: int = 0
     max_train_items: Optional[int] = None
     max_val_items: Optional[int] = None
@@ -115,6 +117,28 @@ def evaluate(model: torch.nn.Module, samples: List[Sample], num_classes: int, he
                           interpolation=cv2.INTER_NEAREST)
         matrix.update(sample.labels, full)
     return matrix
+
+
+class AugmentedBatches(torch.utils.data.Dataset):
+    """One epoch's augmented batches; batch ``k`` uses a generator seeded by (seed, epoch, k)."""
+
+    def __init__(self, samples: List[Sample], order: np.ndarray, config: TrainConfig,
+                 epoch: int) -> None:
+        self.samples = samples
+        self.order = order
+        self.config = config
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.order) // self.config.batch_size
+
+    def __getitem__(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        size = self.config.batch_size
+        rng = np.random.default_rng([self.config.seed, self.epoch, step])
+        batch = [augment(self.samples[i], self.config.augment, rng)
+                 for i in self.order[step * size:(step + 1) * size]]
+        return (torch.from_numpy(np.stack([b[0] for b in batch])),
+                torch.from_numpy(np.stack([b[1] for b in batch])))
 
 
 class Trainer:
@@ -197,6 +221,30 @@ class Trainer:
                               os.path.join(self.config.out, 'best.pt'))
 
     # -- loop ----------------------------------------------------------------------------------
+    def batches(self, order: np.ndarray, steps: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """
+        Yield the epoch's augmented (images, labels) batches.
+
+        With ``workers`` 0 the crops come from the run's own generator in this process (the
+        recipe of the bundled model). With workers, a torch DataLoader makes them in worker
+        processes, batch ``k`` from a generator seeded by (seed, epoch, k), so a run is the same
+        for any number of workers.
+        """
+        config = self.config
+        if config.workers <= 0:
+            for step in range(steps):
+                batch = [augment(self.train_set[i], config.augment, self.rng)
+                         for i in order[step * config.batch_size:(step + 1) * config.batch_size]]
+                yield np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+            return
+        dataset = AugmentedBatches(self.train_set, order, config, self.epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
+                                             num_workers=config.workers,
+                                             pin_memory=self.device.type == 'cuda',
+                                             prefetch_factor=4)
+        for images, labels in loader:
+            yield images.numpy(), labels.numpy()
+
     def train_epoch(self) -> float:
         """Run one epoch over shuffled augmented crops; return the mean loss."""
         from tqdm import tqdm
@@ -206,17 +254,19 @@ class Trainer:
         order = self.rng.permutation(len(self.train_set))
         steps = len(order) // config.batch_size
         losses = []
-        bar = tqdm(range(steps), desc=f'epoch {self.epoch + 1}/{config.epochs}',
+        bar = tqdm(self.batches(order, steps), total=steps,
+                   desc=f'epoch {self.epoch + 1}/{config.epochs}',
                    disable=not self.progress, leave=False, dynamic_ncols=True)
-        for step in bar:
+        for step, (crops, crop_labels) in enumerate(bar):
             lr = poly_lr(config, self.epoch + step / steps)
             for group in self.optimizer.param_groups:
                 group['lr'] = lr
-            batch = [augment(self.train_set[i], config.augment, self.rng)
-                     for i in order[step * config.batch_size:(step + 1) * config.batch_size]]
-            images = to_tensor(np.stack([b[0] for b in batch]), self.device)
-            target = torch.from_numpy(np.stack([b[1] for b in batch])).long().to(self.device)
-            loss = segmentation_loss(self.model(images), target, self.class_weight,
+            images = to_tensor(crops, self.device)
+            target = torch.from_numpy(crop_labels).long().to(self.device, non_blocking=True)
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                                enabled=config.amp):
+                logits = self.model(images)
+            loss = segmentation_loss(logits.float(), target, self.class_weight,
                                      config.ohem_fraction)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

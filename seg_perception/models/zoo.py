@@ -58,6 +58,15 @@ ARCHITECTURES: Dict[str, ArchInfo] = {
 }
 
 
+def split_architecture(name: str) -> Tuple[str, Optional[str]]:
+    """Split a spec's architecture ``arch``, ``arch/backbone`` or ``arch-backbone`` (export)."""
+    for separator in ('/', '-'):
+        arch, found, backbone = name.partition(separator)
+        if found:
+            return arch, backbone or None
+    return name, None
+
+
 def resolve_backbone(arch: str, backbone: Optional[str] = None) -> Tuple[str, str]:
     """Validate arch/backbone names; return them with the default backbone filled in."""
     if arch not in ARCHITECTURES:

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ohem', type=float, default=0.0,
                         help='keep only this fraction of hardest pixels in the loss (0 = off)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = all)')
+    parser.add_argument('--workers', type=int, default=0,
+                        help='DataLoader processes making augmented batches (0 = in the '
+                             'training process, the bundled recipe; use several on a GPU)')
+    parser.add_argument('--amp', action='store_true',
+                        help='bfloat16 autocast for the forward pass (for GPUs)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--val-every', type=int, default=1)
     parser.add_argument('--max-items', type=int, help='use only the first N train/val pairs')
@@ -60,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f'--crop {args.crop!r}: expected HxW, e.g. 288x384') from None
     if not os.path.isdir(args.data):
         raise DataError(f'{args.data}: data folder not found')
+    if args.workers < 0:
+        raise DataError(f'--workers must be >= 0, got {args.workers}')
     if args.resume and not os.path.exists(args.resume):
         raise DataError(f'{args.resume}: checkpoint to resume not found')
     config = TrainConfig(
@@ -67,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         classes=args.classes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, class_weight_power=args.class_weight_power,
         ohem_fraction=args.ohem, height=args.height, width=args.width,
-        val_every=args.val_every, num_threads=args.threads, seed=args.seed,
+        val_every=args.val_every, num_threads=args.threads, workers=args.workers,
+        amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)

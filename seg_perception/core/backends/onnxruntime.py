@@ -65,6 +65,23 @@ def provider_chain(available: List[str], device: str, precision: str,
     return chain
 
 
+def preload_cuda_libraries(ort: Any) -> None:
+    """
+    Load CUDA and cuDNN from the ``nvidia-*`` pip packages (or torch) when they are installed.
+
+    onnxruntime-gpu links its CUDA EP against CUDA by soname; with CUDA from pip wheels rather
+    than the system, nothing is on the loader path until ``onnxruntime.preload_dlls()`` (1.21+)
+    loads them. With a system CUDA it finds nothing to do.
+    """
+    preload = getattr(ort, 'preload_dlls', None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as error:  # noqa: BLE001 - best effort; the EP load reports what is missing
+        LOGGER.debug('onnxruntime: preload_dlls() failed (%s)', one_line(error))
+
+
 class OnnxRuntimeBackend(Backend):
     """Run an ONNX model with ONNX Runtime (graph optimizations on, threads configurable)."""
 
@@ -95,6 +112,8 @@ class OnnxRuntimeBackend(Backend):
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         chain = provider_chain(ort.get_available_providers(), device, precision,
                                engine_cache_dir)
+        if chain[0][0] != CPU_EP:
+            preload_cuda_libraries(ort)
         self._session = self._open(ort, options, chain)
         active = self._session.get_providers()[0]
         self.provider = active

@@ -21,7 +21,8 @@ Three kinds of file, on CPU or CUDA (torch is imported only here, and only when 
   that implement their spec's input/output contract; the spec JSON may be stored in the file's
   extra files under :data:`~seg_perception.core.spec.METADATA_KEY`, else in a sidecar YAML.
 * A checkpoint of a :mod:`seg_perception.models.zoo` network (state dict) next to a sidecar
-  ``<checkpoint>.yaml`` spec whose ``architecture`` is ``arch`` or ``arch/backbone``; the backend
+  ``<checkpoint>.yaml`` spec whose ``architecture`` is ``arch``, ``arch/backbone`` or
+  ``arch-backbone`` (what ``seg-perception export`` writes); the backend
   builds the network and adds what the spec promises (uint8 input normalized inside, NHWC input,
   argmax output), so the same Preprocessor/Postprocessor drive every backend.
 """
@@ -150,10 +151,10 @@ class TorchBackend(Backend):
         except SegPerceptionError as error:
             raise ModelLoadError(f'{path}: not TorchScript ({reason}) and no checkpoint spec: '
                                  f'{error}') from None
-        from seg_perception.models.zoo import create_model, ZooError
-        arch, _, backbone = spec.architecture.partition('/')
+        from seg_perception.models.zoo import create_model, split_architecture, ZooError
+        arch, backbone = split_architecture(spec.architecture)
         try:
-            network = create_model(arch, backbone or None, num_classes=spec.num_classes,
+            network = create_model(arch, backbone, num_classes=spec.num_classes,
                                    weights=path)
         except ZooError as error:
             raise ModelLoadError(f'{path}: spec architecture {spec.architecture!r}: '
