@@ -146,3 +146,15 @@ def test_class_table_json_describes_the_model():
     assert data['model'] == '/models/m.onnx' and data['drivable'] == ['Road']
     assert [c['name'] for c in data['classes']] == spec.class_names
     assert data['classes'][3] == {'id': 3, 'name': 'Road', 'color': [128, 64, 128]}
+
+
+def test_big_buffers_stay_in_the_heap_unless_the_user_tuned_malloc():
+    import platform
+
+    from seg_perception.ros.memory import keep_large_buffers, user_tuned
+    assert user_tuned({'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=0'})
+    assert user_tuned({'MALLOC_MMAP_THRESHOLD_': '131072'})
+    assert not user_tuned({'GLIBC_TUNABLES': 'glibc.rtld.nns=2', 'MALLOC_ARENA': 'x'})
+    assert not keep_large_buffers({'MALLOC_TRIM_THRESHOLD_': '0'})
+    if platform.libc_ver()[0] == 'glibc':
+        assert keep_large_buffers({})

@@ -33,6 +33,7 @@ from sensor_msgs.msg import Image
 
 from seg_perception.ros import qos
 from seg_perception.ros.conversions import image_to_msg
+from seg_perception.ros.memory import keep_large_buffers
 
 NODE_NAME = 'segmentation_echo'
 
@@ -56,6 +57,7 @@ class EchoNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Spin the echo node until shutdown."""
+    keep_large_buffers()
     rclpy.init(args=args)
     node = EchoNode()
     executor = SingleThreadedExecutor()

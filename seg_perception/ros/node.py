@@ -49,6 +49,7 @@ from seg_perception.ros.conversions import (image_from_compressed_msg, image_fro
 from seg_perception.ros.diagnostics import level_and_message, make_status, NodeStats
 from seg_perception.ros.executors import SplitSpinner
 from seg_perception.ros.frame_slot import LatestFrameSlot
+from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import (check_choice, declare_node_parameters,
                                            drivable_names, load_defaults, NODE_NAME,
                                            PARAMETERS, publish_class_parameters,
@@ -509,6 +510,7 @@ def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until shutdown; exit 1 if autostart fails (the log names the reason)."""
+    keep_large_buffers()
     rclpy.init(args=args)
     node: Optional[SegmentationNode] = None
     code = 0

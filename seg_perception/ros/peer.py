@@ -47,6 +47,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import compressed_to_msg, image_to_msg
 from seg_perception.ros.dds import apply_profile
+from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import NODE_NAME
 
 STOP_TIMEOUT_S = 15.0
@@ -143,6 +144,7 @@ class Peer:
         apply_profile()
         self.node_fqn = node_fqn
         self.context = Context()
+        keep_large_buffers()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self._lock = threading.Lock()

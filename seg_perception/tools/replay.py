@@ -224,8 +224,10 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
+    from seg_perception.ros.memory import keep_large_buffers
     from seg_perception.tools import bagio
 
+    keep_large_buffers()
     rclpy.init(args=[])  # never parse this tool's own argv as ROS arguments
     node = rclpy.create_node('seg_replay')
     executor = SingleThreadedExecutor()
