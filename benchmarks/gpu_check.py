@@ -123,10 +123,13 @@ def measure(name: str, model: str, options: Dict[str, Any], samples, reference,
 
 
 def build_engines(folder: str) -> List[Tuple[str, str]]:
-    """Build fp32 and fp16 engines with ``seg-perception build-engine``; return (name, path)."""
+    """Build engines with ``seg-perception build-engine`` (fp32, and fp16 before TensorRT 11)."""
+    import tensorrt
+
     from seg_perception.tools import build_engine
     engines = []
-    for flags in ([], ['--fp16']):
+    precisions = [[]] if int(tensorrt.__version__.split('.')[0]) >= 11 else [[], ['--fp16']]
+    for flags in precisions:  # TensorRT 11 has no FP16 flag (strongly typed networks only)
         name = 'tensorrt-' + ('fp16' if flags else 'fp32')
         out = os.path.join(folder, f'{name}.engine')
         parser = argparse.ArgumentParser()

@@ -82,6 +82,16 @@ def test_model_without_spec(tmp_path, capsys):
     assert 'no model spec' in one_error_line(err)
 
 
+def test_precision_flags_follow_the_tensorrt_major_version():
+    from seg_perception.core.errors import BackendError
+    from seg_perception.tools.build_engine import builder_flags
+    assert builder_flags('10.13.3', fp16=True, int8=True) == ['FP16', 'INT8']
+    assert builder_flags('10.0.1', fp16=False, int8=False) == []
+    assert builder_flags('11.4.0.106', fp16=False, int8=True) == []
+    with pytest.raises(BackendError, match=r'TensorRT 11\.4\.0\.106 has no FP16.*modelopt'):
+        builder_flags('11.4.0.106', fp16=True, int8=False)
+
+
 def test_usage_error_without_model(capsys):
     """No model argument is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as raised:
@@ -90,13 +100,15 @@ def test_usage_error_without_model(capsys):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not HAS_TENSORRT, reason='needs TensorRT 10 and an NVIDIA GPU')
+@pytest.mark.skipif(not HAS_TENSORRT, reason='needs TensorRT (10 or 11) and an NVIDIA GPU')
 def test_real_engine_build(labels_model, tmp_path, capsys):
     """A real TensorRT build writes the engine, its spec sidecar and the timing cache."""
     out = tmp_path / 'model.engine'
     cache = tmp_path / 'timing.cache'
-    code, stdout, _ = build_engine([labels_model, '--out', out, '--fp16', '--timing-cache',
-                                    cache], capsys)
+    import tensorrt
+    fp16 = ['--fp16'] if int(tensorrt.__version__.split('.')[0]) < 11 else []
+    code, stdout, _ = build_engine([labels_model, '--out', out, '--timing-cache', cache] + fp16,
+                                   capsys)
     assert code == 0
     assert out.stat().st_size > 0 and cache.stat().st_size > 0
     spec = ModelSpec.from_yaml(str(tmp_path / 'model.yaml'))

@@ -17,7 +17,9 @@
 
 Uses the ``tensorrt`` Python API (the ``tensorrt`` extra, or JetPack's ``python3-libnvinfer``):
 ONNX parser, ``--fp16`` / ``--int8`` builder flags (``--int8`` takes an INT8 QDQ model from
-``seg-perception export --quantize int8``: explicit quantization, no TensorRT calibrator), a
+``seg-perception export --quantize int8``: explicit quantization, no TensorRT calibrator; on
+TensorRT 11, which has no precision flags, the QDQ model builds INT8 by itself and ``--fp16``
+is refused with what to do instead), a
 workspace limit, a timing cache reused across builds, and an optimization profile when the
 batch is dynamic. The model's spec goes to the sidecar ``<engine>.yaml`` that the TensorRT
 backend reads. Inputs are checked before TensorRT is imported; engine and sidecar are written to
@@ -88,6 +90,24 @@ def import_tensorrt():
     return tensorrt
 
 
+def builder_flags(version: str, fp16: bool, int8: bool) -> List[str]:
+    """
+    Return the BuilderFlag names that enable the requested precisions in this TensorRT.
+
+    TensorRT 11 removed weak typing (``BuilderFlag.FP16``/``INT8``): an INT8 QDQ model builds
+    INT8 by itself there, and FP16 needs a model converted to FP16 before the build.
+    """
+    if int(version.split('.')[0]) < 11:
+        return [name for name, wanted in (('FP16', fp16), ('INT8', int8)) if wanted]
+    if fp16:
+        raise BackendError(f'--fp16: TensorRT {version} has no FP16 builder flag (TensorRT 11 '
+                           'builds strongly typed networks only); convert the ONNX model to FP16 '
+                           'first (NVIDIA ModelOpt: python -m modelopt.onnx.autocast '
+                           '--onnx_path MODEL.onnx) and build that without --fp16, or use '
+                           'TensorRT 10')
+    return []  # the QDQ nodes of an INT8 model set its precision
+
+
 def build_serialized_engine(trt, onnx_path: str, args: argparse.Namespace) -> bytes:
     """Parse the ONNX model and build a serialized engine with the requested flags."""
     logger = trt.Logger(trt.Logger.WARNING)
@@ -103,10 +123,8 @@ def build_serialized_engine(trt, onnx_path: str, args: argparse.Namespace) -> by
                              + '; '.join(e.replace('\n', ' ') for e in errors[:3]))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, args.workspace << 20)
-    if args.fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if args.int8:
-        config.set_flag(trt.BuilderFlag.INT8)
+    for flag in builder_flags(trt.__version__, args.fp16, args.int8):
+        config.set_flag(getattr(trt.BuilderFlag, flag))
     cache_bytes = b''
     if args.timing_cache and os.path.isfile(args.timing_cache):
         with open(args.timing_cache, 'rb') as stream:
