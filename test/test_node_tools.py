@@ -70,6 +70,8 @@ def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
     assert result['model']['model_path'] == labels_model
     stages = result['node_stage_p50_ms']
     assert {'infer', 'stamp_to_labels', 'stamp_to_publish'} <= set(stages)
+    tails = result['node_stage_p99_ms']
+    assert set(tails) == set(stages) and all(tails[k] >= stages[k] for k in stages)
     # ~/labels goes out before the drivable mask: its stamp latency is the smaller one
     assert 0 < stages['stamp_to_labels'] <= stages['stamp_to_publish']
     assert 'until ~/labels is published' in done.stdout

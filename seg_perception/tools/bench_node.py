@@ -159,14 +159,15 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         transport = dict(zip(('p50_ms', 'p99_ms'),
                              (float(v) for v in np.percentile(echo_latencies, [50, 99]))))
     p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
-    node_stages = {key[len('latency.'):-len('.p50_ms')]: float(value)
-                   for key, value in diagnostics.items()
-                   if key.startswith('latency.') and key.endswith('.p50_ms')}
+    node_stages, node_stages_p99 = ({key[len('latency.'):-len(suffix)]: float(value)
+                                     for key, value in diagnostics.items()
+                                     if key.startswith('latency.') and key.endswith(suffix)}
+                                    for suffix in ('.p50_ms', '.p99_ms'))
     return {'camera': [height, width], 'rate_hz': args.node_rate, 'seconds': args.node_seconds,
             'dds_profile': profile, 'model': alone, 'frames_sent': counted,
             'frames_received': len(latencies), 'latency_p50_ms': p50, 'latency_p99_ms': p99,
             'p50_over_inference': p50 / alone['infer_ms'], 'p99_over_p50': p99 / p50,
-            'node_stage_p50_ms': node_stages,
+            'node_stage_p50_ms': node_stages, 'node_stage_p99_ms': node_stages_p99,
             'node_dropped_busy': int(diagnostics.get('frames_dropped_busy', 0)),
             'transport_floor': transport, 'cpus': os.cpu_count()}
 
@@ -193,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     stages = result['node_stage_p50_ms']
     print('node stages p50 ms (from /diagnostics): ' +
           ', '.join(f'{k} {v:.2f}' for k, v in stages.items()))
+    print('node stages p99 ms: ' + ', '.join(
+        f'{k} {v:.2f}' for k, v in result['node_stage_p99_ms'].items()))
     if {'stamp_to_publish', 'stamp_to_labels', 'total', 'queue'} <= set(stages):
         into_node = stages['stamp_to_publish'] - stages['total'] - stages['queue']
         to_labels = stages['stamp_to_labels'] - into_node - stages['queue']
