@@ -239,9 +239,7 @@ class Trainer:
             return
         dataset = AugmentedBatches(self.train_set, order, config, self.epoch)
         loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
-                                             num_workers=config.workers,
-                                             pin_memory=self.device.type == 'cuda',
-                                             prefetch_factor=4)
+                                             num_workers=config.workers, prefetch_factor=4)
         for images, labels in loader:
             yield images.numpy(), labels.numpy()
 
