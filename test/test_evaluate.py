@@ -250,3 +250,15 @@ def test_cityscapes_model_scored_on_camvid_with_the_bundled_map(capsys, tmp_path
     assert [int(class_lut[i]) for i in range(11)] == [3, 4, 1, 1, 7, 2, 6, 6, 5, 5, 0]
     confusion, _ = direct_scores(str(model), sample_pairs(folders), class_lut)
     assert metrics['segmentation']['confusion'] == confusion.matrix.tolist()
+
+
+def test_bundled_table_names_win_over_folders_of_the_same_name(tmp_path, monkeypatch):
+    from seg_perception.core.spec import load_class_table, resolve_class_table_path
+    from seg_perception.tools.evaluate import resolve_class_map
+
+    for name in ('camvid', 'cityscapes_to_camvid'):
+        (tmp_path / name).mkdir()  # e.g. the dataset folder next to where the user works
+    monkeypatch.chdir(tmp_path)
+    assert resolve_class_table_path('camvid').endswith(os.path.join('classes', 'camvid.yaml'))
+    assert len(load_class_table('camvid').class_names) == 11
+    assert resolve_class_map('cityscapes_to_camvid').endswith('cityscapes_to_camvid.yaml')

@@ -52,8 +52,9 @@ def read_outputs(out, kind):
             for n in sorted(os.listdir(folder))]
 
 
+@pytest.mark.parametrize('out_bag', ['out.mcap', 'out.db3'])
 def test_infer_images_and_bag_write_the_segmenter_output(capsys, tmp_path, labels_model,
-                                                         folders, expected):
+                                                         folders, expected, out_bag):
     images, _ = folders
     code, out, err = run_cli(capsys, 'infer', '--model', labels_model, '--images', images,
                              '--out', tmp_path / 'from_images')
@@ -61,7 +62,7 @@ def test_infer_images_and_bag_write_the_segmenter_output(capsys, tmp_path, label
     assert 'infer: 4 frames' in out and '% of model time' in out
     bag = make_bag(capsys, str(tmp_path / 'input.mcap'), images)
     code, out, err = run_cli(capsys, 'infer', '--model', labels_model, '--bag', bag,
-                             '--out', tmp_path / 'from_bag', '--out-bag', tmp_path / 'out.mcap',
+                             '--out', tmp_path / 'from_bag', '--out-bag', tmp_path / out_bag,
                              '--save', 'labels', 'drivable', 'overlay', 'color')
     assert code == 0, err
     for folder in ('from_images', 'from_bag'):
@@ -80,10 +81,10 @@ def test_infer_images_and_bag_write_the_segmenter_output(capsys, tmp_path, label
         rows = list(csv.DictReader(stream))
     assert [int(r['stamp_ns']) for r in rows] == [stamp_of(i) for i in range(4)]
     # the output bag: node topic names, the input headers, the input images copied
-    labels = read_topic(str(tmp_path / 'out.mcap'), '/segmentation/labels')
-    masks = read_topic(str(tmp_path / 'out.mcap'), '/segmentation/drivable_mask')
-    overlay = read_topic(str(tmp_path / 'out.mcap'), '/segmentation/overlay')
-    copied = read_topic(str(tmp_path / 'out.mcap'), bagio.DEFAULT_IMAGE_TOPIC)
+    labels = read_topic(str(tmp_path / out_bag), '/segmentation/labels')
+    masks = read_topic(str(tmp_path / out_bag), '/segmentation/drivable_mask')
+    overlay = read_topic(str(tmp_path / out_bag), '/segmentation/overlay')
+    copied = read_topic(str(tmp_path / out_bag), bagio.DEFAULT_IMAGE_TOPIC)
     original = read_topic(bag, bagio.DEFAULT_IMAGE_TOPIC)
     assert [m[0] for m in labels] == [stamp_of(i) for i in range(4)]
     assert [m[0] for m in overlay] == [m[0] for m in masks] == [m[0] for m in labels]

@@ -123,8 +123,9 @@ def test_replay_publishes_the_recorded_frames_with_sensor_qos(camera_bag):
         np.testing.assert_array_equal(data, original[stamp].reshape(-1))
 
 
-def test_replay_records_what_it_publishes(camera_bag, tmp_path):
-    out = tmp_path / 'recorded.mcap'
+@pytest.mark.parametrize('suffix', ['.mcap', '.db3'])
+def test_replay_records_what_it_publishes(camera_bag, tmp_path, suffix):
+    out = tmp_path / f'recorded{suffix}'
     topics = [bagio.DEFAULT_IMAGE_TOPIC, bagio.DEFAULT_CAMERA_INFO_TOPIC]
     result = replay(camera_bag, '--reliable', '--start', '0.15', '--record', out,
                     '--record-topics', *topics)
@@ -159,6 +160,13 @@ def test_replay_input_errors(capsys, camera_bag, tmp_path):
     bagio.BagWriter(str(empty)).close()
     code, _, err = run_cli(capsys, 'replay', empty)
     assert code == 1 and 'the bag is empty' in err
+    # nothing to record: an error, and no empty bag left to block the next run
+    out = tmp_path / 'never.db3'
+    result = replay(camera_bag, '--record', out, '--record-topics', '/nobody', '--wait', '0.5')
+    assert result.returncode == 1 and 'no publisher appeared' in result.stderr, result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not out.exists()
+    assert not any(name.startswith('.never') for name in os.listdir(tmp_path))
 
 
 def test_replay_to_the_node_reproduces_infer(capsys, tmp_path, labels_model, camera_bag):

@@ -91,6 +91,11 @@ def test_short_run_writes_checkpoints_logs_and_resumes(tmp_path):
     history = json.loads((tmp_path / 'run' / 'history.json').read_text())['history']
     assert [row['epoch'] for row in history] == [1, 2]
     assert all(np.isfinite(row['loss']) and 0 <= row['val_miou'] <= 100 for row in history)
+    # a warm restart into a new run folder has best weights there too, whatever its score
+    restart = [tmp_path / 'run2' if a == tmp_path / 'run' else a for a in common]
+    third = train(restart + ['--epochs', 3, '--resume', tmp_path / 'run' / 'resume.pt'])
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert (tmp_path / 'run2' / 'best.pt').is_file()
 
     import torch
     from seg_perception.models.zoo import create_model

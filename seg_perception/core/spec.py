@@ -303,7 +303,7 @@ def parse_classes(raw: Any, source: str) -> List[ClassInfo]:
 
 def resolve_class_table_path(name_or_path: str) -> str:
     """Return the path of a class table given a path or a bundled name such as 'camvid'."""
-    if os.path.exists(name_or_path):
+    if os.path.isfile(name_or_path):
         return name_or_path
     bundled = os.path.join(CLASSES_DIR, f'{name_or_path}.yaml')
     if os.path.exists(bundled):

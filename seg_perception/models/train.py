@@ -190,6 +190,8 @@ class Trainer:
             self.optimizer.load_state_dict(state['optimizer'])
         self.epoch = state['epoch']
         self.best_miou = state.get('best_miou', state.get('miou', -1.0))
+        if not os.path.isfile(os.path.join(self.config.out, 'best.pt')):
+            self.best_miou = -1.0  # resumed into a new run folder: its first validation is best
         self.history = state.get('history', [])
         if 'rng' in state:
             self.rng.bit_generator.state = state['rng']

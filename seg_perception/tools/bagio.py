@@ -25,6 +25,7 @@ is damaged, is read record by record up to the damage; the read then stops with
 still fail.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, is_dataclass
 import functools
 import os
@@ -483,7 +484,9 @@ class BagWriter:
 
     A directory path gives a ROS 2 bag directory with ``storage`` (mcap or sqlite3). The output
     must not exist. Messages are built with :attr:`store` (see ``make_*``), then written with
-    :meth:`write`, or written already serialized with :meth:`write_raw`.
+    :meth:`write`, or written already serialized with :meth:`write_raw`. Any thread may call it:
+    the rosbags writer runs on one thread of its own, because an sqlite3 connection refuses a
+    thread other than the one that opened it.
     """
 
     def __init__(self, path: str, storage: str = DEFAULT_STORAGE,
@@ -512,6 +515,7 @@ class BagWriter:
         self._work_dir = (self.path.with_name(f'.{self.path.name}.partial')
                           if self.single_file else self.path)
         self._writer: Any = None
+        self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix='bag-writer')
         try:
             if self.ros1:
                 self._writer = Ros1Writer(self.path)
@@ -521,9 +525,15 @@ class BagWriter:
                 plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
                 self._writer = Ros2Writer(self._work_dir, version=Ros2Writer.VERSION_LATEST,
                                           storage_plugin=plugin)
-            self._writer.open()
+            self._on_owner(self._writer.open)
         except (Ros1WriterError, Ros2WriterError, OSError) as error:
+            self._writer = None
+            self._owner.shutdown()
             raise DataError(f'{path}: cannot create bag ({one_line(error)})') from None
+
+    def _on_owner(self, function: Any, *args: Any) -> Any:
+        """Run function(*args) on the writer's own thread and return its result."""
+        return self._owner.submit(function, *args).result()
 
     def __enter__(self) -> 'BagWriter':
         """Return the open writer."""
@@ -541,8 +551,8 @@ class BagWriter:
                                 f'{self._types[topic]}, not {msgtype}')
             return
         try:
-            self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=self.store)
+            self._connections[topic] = self._on_owner(functools.partial(
+                self._writer.add_connection, topic, msgtype, typestore=self.store))
         except (Ros1WriterError, Ros2WriterError, KeyError) as error:
             raise DataError(f'{self.path}: cannot add topic {topic!r} of type {msgtype} '
                             f'({one_line(error)})') from None
@@ -566,7 +576,7 @@ class BagWriter:
 
     def _write(self, topic: str, log_time: int, raw: Any) -> None:
         try:
-            self._writer.write(self._connections[topic], int(log_time), raw)
+            self._on_owner(self._writer.write, self._connections[topic], int(log_time), raw)
         except (Ros1WriterError, Ros2WriterError, OSError) as error:
             raise DataError(f'{self.path}: writing {topic!r} failed ({one_line(error)})'
                             ) from None
@@ -578,7 +588,7 @@ class BagWriter:
             return
         writer, self._writer = self._writer, None
         try:
-            writer.close()
+            self._on_owner(writer.close)
             if self.single_file:
                 produced = [p for p in self._work_dir.iterdir() if p.name != 'metadata.yaml']
                 if len(produced) != 1:
@@ -588,15 +598,18 @@ class BagWriter:
                 shutil.rmtree(self._work_dir)
         except (Ros1WriterError, Ros2WriterError, OSError) as error:
             raise DataError(f'{self.path}: closing the bag failed ({one_line(error)})') from None
+        finally:
+            self._owner.shutdown()
 
     def discard(self) -> None:
         """Abandon the bag: close it and delete everything written."""
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                writer.close()
+                self._on_owner(writer.close)
             except (Ros1WriterError, Ros2WriterError, OSError):
                 pass
+        self._owner.shutdown()
         for path in (self._work_dir, self.path):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

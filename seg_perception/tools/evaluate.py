@@ -112,7 +112,7 @@ def resolve_class_map(name_or_path: str) -> str:
     """Return a class map path: a file, or a bundled name such as ``cityscapes_to_camvid``."""
     from seg_perception.core.spec import CLASSES_DIR
 
-    if os.path.exists(name_or_path):
+    if os.path.isfile(name_or_path):
         return name_or_path
     folders = [os.path.join(os.path.dirname(CLASSES_DIR), CLASS_MAPS_FOLDER)]
     try:

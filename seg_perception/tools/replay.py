@@ -124,6 +124,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.subscriptions: List[Any] = []
         self.counts: Dict[str, int] = {t: 0 for t in self.topics}
+        self.error: Optional[DataError] = None  # the first write that failed; writing stops
 
     def discovered(self) -> Dict[str, Tuple[str, Any]]:
         """Return {topic: (msgtype, qos)} of the record topics that have a publisher now."""
@@ -156,19 +157,31 @@ class Recorder:
             def on_message(data: bytes, topic: str = topic, msgtype: str = msgtype) -> None:
                 stamp = self.node.get_clock().now().nanoseconds
                 with self.lock:
-                    if self.writer is not None:
+                    if self.writer is None or self.error is not None:
+                        return
+                    try:
                         self.writer.write_raw(topic, msgtype, stamp, data)
-                        self.counts[topic] += 1
+                    except DataError as error:
+                        self.error = error
+                        return
+                    self.counts[topic] += 1
 
             self.subscriptions.append(self.node.create_subscription(
                 message_class(msgtype), topic, on_message, profile, raw=True))
 
-    def close(self) -> None:
-        """Stop writing and finish the bag."""
+    def close(self, discard: bool = False) -> None:
+        """Stop writing and finish the bag (or delete it: discard)."""
         with self.lock:
             writer, self.writer = self.writer, None
-        if writer is not None:
+        if writer is None:
+            return
+        if discard:
+            writer.discard()
+            return
+        try:
             writer.close()
+        except DataError as error:
+            self.error = self.error or error
 
 
 def _wait(condition: Any, timeout: float, period: float = 0.05) -> bool:
@@ -237,6 +250,7 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
     published = 0
     started = time.monotonic()
     error: Optional[DataError] = None
+    finished = False
     try:
         profile = QoSProfile(depth=PUBLISH_DEPTH, history=qos_profile_sensor_data.history,
                              durability=qos_profile_sensor_data.durability,
@@ -267,14 +281,16 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
             if not args.loop:
                 break
         time.sleep(max(0.0, args.linger if recorder is not None else 0.2))
+        finished = True
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        finished = True  # stopped by the user: keep what was recorded
     finally:
         executor.shutdown()  # no callback runs after this
         if spinner.is_alive():
             spinner.join(SHUTDOWN_TIMEOUT_S)
         if recorder is not None:
-            recorder.close()
+            # a run that failed before recording anything leaves no empty bag behind
+            recorder.close(discard=not finished and not any(recorder.counts.values()))
         node.destroy_node()
         rclpy.try_shutdown()
     elapsed = time.monotonic() - started
@@ -285,6 +301,8 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
                  + ', '.join(f'{t} {n}' for t, n in recorder.counts.items())
                  + f') -> {args.record}')
     print(line)
+    if error is None and recorder is not None:
+        error = recorder.error
     if error is not None:
         raise error
     return 0

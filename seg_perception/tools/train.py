@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, help='run folder (checkpoints, logs, curves)')
     parser.add_argument('--classes', default='camvid', help='class table name or YAML path')
     parser.add_argument('--epochs', type=int, default=200)
-    parser.add_argument('--resume', metavar='CKPT', help='continue from a last.pt checkpoint')
+    parser.add_argument('--resume', metavar='CKPT', help='continue from a last.pt or resume.pt checkpoint')
     parser.add_argument('--height', type=int, default=360, help='deployed input height')
     parser.add_argument('--width', type=int, default=480, help='deployed input width')
     parser.add_argument('--crop', default='288x384', help='training crop HxW')
