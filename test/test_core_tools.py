@@ -20,6 +20,7 @@ import shutil
 from core_models import export_nearest_color_model
 import cv2
 import numpy as np
+import pytest
 
 from seg_perception.tools.cli import main
 
@@ -40,8 +41,10 @@ def test_bench_core_writes_every_stage(tmp_path, capsys):
 
 
 def test_bench_core_rejects_zero_repeats(capsys):
-    assert main(['bench', '--core', '--repeats', '0']) == 2
-    assert '--repeats' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(['bench', '--core', '--repeats', '0'])
+    assert stopped.value.code == 2
+    assert "--repeats: '0' must be >= 1" in capsys.readouterr().err
 
 
 def test_demo_writes_overlays_and_scores_against_labels(tmp_path, capsys):

@@ -232,7 +232,7 @@ def test_empty_calibration_folder(tmp_path, capsys):
     (['--arch', 'lraspp', '--quantize', 'int8'], '--quantize int8 needs --calib'),
     (['--arch', 'lraspp', '--calib', SAMPLE_IMAGES], '--calib is only used with'),
     (['--arch', 'lraspp', '--output', 'probabilities'], 'invalid choice'),
-    (['--arch', 'lraspp', '--height', 'tall'], 'invalid int value'),
+    (['--arch', 'lraspp', '--height', 'tall'], "'tall' is not an integer"),
 ])
 def test_usage_errors_exit_2(arguments, fragment, tmp_path, capsys):
     """Bad usage exits 2 with argparse's message."""

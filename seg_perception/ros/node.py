@@ -25,6 +25,7 @@ worker keeps serving with the old model, then replaces the model reference betwe
 
 import array
 from dataclasses import dataclass
+import re
 import sys
 import threading
 import time
@@ -37,7 +38,9 @@ from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.logging import get_logger_level, LoggingSeverity, set_logger_level
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -66,6 +69,10 @@ OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
 OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
 
 
+class StartupError(SegPerceptionError):
+    """A start-up parameter is invalid; the node has already logged why and is destroyed."""
+
+
 @dataclass
 class Frame:
     """A received frame on its way to the worker (image is None until decoded)."""
@@ -83,7 +90,12 @@ class SegmentationNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare the parameters (defaults from config/segmentation.yaml); load nothing yet."""
         super().__init__(node_name, **kwargs)
-        self._values: Dict[str, Any] = declare_node_parameters(self, load_defaults())
+        try:
+            self._values: Dict[str, Any] = declare_node_parameters(self, load_defaults())
+        except SegPerceptionError as error:  # one log line, no traceback
+            self.get_logger().error(str(error))
+            self.destroy_node()
+            raise StartupError(str(error)) from None
         self._settings = RuntimeSettings.from_values(self._values)
         self._stats = NodeStats()
         self._stats.expected_rate = self._settings.expected_rate
@@ -508,10 +520,27 @@ def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(confidence * 255.0), 0, 255).astype(np.uint8)
 
 
+def init_error_message(error: Exception) -> str:
+    """Return an rclpy.init failure (bad --ros-args, params file) as one line, no C sources."""
+    message = re.sub(r',? at [^,]*:\d+', '', str(error)).replace('failed to initialize rcl: ', '')
+    return ' '.join(message.split())
+
+
 def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until shutdown; exit 1 if autostart fails (the log names the reason)."""
+    """Run the node until shutdown; exit 1 on bad arguments or parameters or a failed autostart."""
     keep_large_buffers()
-    rclpy.init(args=args)
+    # rcl logs a bare 'Failed to parse global arguments' before it raises; the one line below
+    # says what is wrong, so rcl is quiet during init (unless --log-level set it).
+    rcl_level = get_logger_level('rcl')
+    set_logger_level('rcl', LoggingSeverity.FATAL)
+    try:
+        rclpy.init(args=args)
+    except _rclpy.RCLError as error:  # no logger yet: a missing or broken params file, bad -p
+        print(f'segmentation_node: error: {init_error_message(error)}', file=sys.stderr)
+        return 1
+    finally:
+        if get_logger_level('rcl') == LoggingSeverity.FATAL:
+            set_logger_level('rcl', rcl_level)
     node: Optional[SegmentationNode] = None
     code = 0
     try:
@@ -525,6 +554,8 @@ def main(args: Optional[List[str]] = None) -> int:
             spinner.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except StartupError:
+        code = 1
     except SegPerceptionError as error:
         print(f'segmentation_node: error: {error}', file=sys.stderr)
         code = 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -174,15 +175,58 @@ def describe(name: str, default: Any) -> ParameterDescriptor:
 
 
 def declare_node_parameters(node: Node, defaults: Mapping[str, Any]) -> Dict[str, Any]:
-    """Declare every node parameter with its descriptor; return the values in effect."""
-    declared = node.declare_parameters('', [
-        (name, defaults[name], describe(name, defaults[name])) for name in PARAMETERS])
-    values = {p.name: p.value for p in declared}
-    for name, value in values.items():
-        problem = check_choice(name, value)
+    """
+    Declare every node parameter with its descriptor; return the values in effect.
+
+    A value given at start-up (``-p``, ``--params-file``) that breaks the descriptor's type or
+    range, or is not one of the choices, raises SpecError naming the parameter, the value and
+    what is allowed.
+    """
+    values: Dict[str, Any] = {}
+    for name in PARAMETERS:
+        try:
+            values[name] = node.declare_parameter(
+                name, defaults[name], describe(name, defaults[name])).value
+        except (InvalidParameterTypeException, InvalidParameterValueException):
+            # rclpy keeps the -p / --params-file values in Node._parameter_overrides (Humble
+            # to Kilted); the exceptions carry the value only inside their message.
+            given = getattr(node, '_parameter_overrides', {}).get(name)
+            raise SpecError(f'parameter {rejected_override(name, defaults[name], given)}') \
+                from None
+        problem = check_choice(name, values[name])
         if problem:
             raise SpecError(f'parameter {problem}')
     return values
+
+
+def allowed_values(name: str, default: Any) -> str:
+    """Return what a parameter accepts in words, e.g. 'a double in [0.0, 1.0]'."""
+    info = PARAMETERS[name]
+    if info.int_range:
+        return f'an integer in [{info.int_range[0]}, {info.int_range[1]}]'
+    if info.float_range:
+        return f'a double in [{info.float_range[0]!r}, {info.float_range[1]!r}]'
+    if info.choices:
+        return f'one of {list(info.choices)}'
+    kind = _type_in_words(Parameter.Type.from_parameter_value(default))
+    return kind + ' (true or false)' if kind == 'a bool' else kind
+
+
+def rejected_override(name: str, default: Any, given: Optional[Parameter]) -> str:
+    """Return why a start-up value of a parameter was rejected (type or range)."""
+    expected = allowed_values(name, default)
+    if given is None:
+        return f'{name}: the value given is not {expected}'
+    value = given.value
+    if given.type_ != Parameter.Type.from_parameter_value(default):
+        return f'{name}: {value!r} is {_type_in_words(given.type_)}, expected {expected}'
+    return f'{name}: {value!r} is out of range, expected {expected}'
+
+
+def _type_in_words(type_: Parameter.Type) -> str:
+    """Return a parameter type with its article, e.g. 'an integer', 'a string array'."""
+    kind = type_.name.lower().replace('_', ' ')
+    return ('an ' if kind[0] in 'aeiou' else 'a ') + kind
 
 
 def check_choice(name: str, value: Any) -> Optional[str]:

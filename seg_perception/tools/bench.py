@@ -16,6 +16,10 @@
 
 import argparse
 import importlib
+import os
+
+from seg_perception.core.errors import DataError
+from seg_perception.tools.argtypes import non_negative_int, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            'ONNX Runtime fp32 vs int8')
     mode.add_argument('--node', action='store_true',
                       help='camera stamp -> ~/labels latency through the node over DDS')
-    parser.add_argument('--repeats', type=int, default=50, help='timed runs (median reported)')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
+    parser.add_argument('--repeats', type=positive_int, default=50,
+                        help='timed runs (median reported)')
+    parser.add_argument('--warmup', type=non_negative_int, default=5, help='untimed runs first')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
     for name in ('bench_core', 'bench_models', 'bench_node'):
         try:
@@ -42,4 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the selected benchmark."""
     name = 'bench_core' if args.core else 'bench_models' if args.model else 'bench_node'
+    if args.json:  # fail now, not after minutes of benchmarking
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise DataError(f'--json {args.json}: folder {folder} does not exist')
     return importlib.import_module(f'seg_perception.tools.{name}').run(args)

@@ -37,6 +37,7 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from seg_perception.core.errors import SegPerceptionError
+from seg_perception.tools.argtypes import non_negative_int, positive_int
 from seg_perception.tools.bench_core import parse_size
 from seg_perception.tools.demo import SAMPLE_IMAGES
 
@@ -52,18 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--bench-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
                         help=f'input size (default {DEFAULT_SIZE}, rounded per architecture '
                              'to the nearest size it takes)')
-    parser.add_argument('--bench-threads', type=int, default=DEFAULT_THREADS,
+    parser.add_argument('--bench-threads', type=non_negative_int, default=DEFAULT_THREADS,
                         help='intra-op threads for torch and ONNX Runtime (default '
                              '%(default)s)')
     parser.add_argument('--bench-calib', default=SAMPLE_IMAGES, metavar='DIR_OR_BAG',
                         help='INT8 calibration images (default: the CamVid samples)')
-    parser.add_argument('--bench-calib-count', type=int, default=DEFAULT_CALIB_COUNT,
+    parser.add_argument('--bench-calib-count', type=positive_int, default=DEFAULT_CALIB_COUNT,
                         help='calibration images (default %(default)s)')
     parser.add_argument('--bench-eval', nargs=2, metavar=('IMAGES', 'LABELS'),
                         help='labelled frames for fp32 and INT8 mIoU: an image folder and a '
                              'folder of label maps with the same names (dataset ids, e.g. '
                              'CamVid 11 = void); default: the CamVid samples')
-    parser.add_argument('--bench-eval-count', type=int, default=DEFAULT_EVAL_COUNT,
+    parser.add_argument('--bench-eval-count', type=positive_int, default=DEFAULT_EVAL_COUNT,
                         help='evaluation frames, spread evenly (default %(default)s)')
     parser.add_argument('--bench-weights', metavar='CKPT',
                         help='trained checkpoint (only with a single architecture)')
@@ -89,10 +90,18 @@ def ort_session(path: str, threads: int):
     """Open a model with ONNX Runtime on the CPU with ``threads`` intra-op threads."""
     import onnxruntime as ort
 
+    from seg_perception.core.backends.base import check_model_file
+    from seg_perception.core.errors import ModelLoadError
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    try:
+        return ort.InferenceSession(check_model_file(path), options,
+                                    providers=['CPUExecutionProvider'])
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f'{path}: ONNX Runtime cannot load it ({first})') from None
 
 
 def zero_feed(session) -> Dict[str, object]:
@@ -237,9 +246,6 @@ def run(args: argparse.Namespace) -> int:
     architectures = [m for m in args.model if not m.endswith('.onnx')]
     if args.bench_weights and len(architectures) != 1:
         raise SegPerceptionError('--bench-weights needs exactly one architecture in --model')
-    if args.bench_threads < 1 or args.repeats < 1 or args.warmup < 0:
-        raise SegPerceptionError('--bench-threads and --repeats must be positive, --warmup '
-                                 'not negative')
     calibration = evaluation = None
     if architectures:
         from seg_perception.core.spec import load_class_table

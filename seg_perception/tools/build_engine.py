@@ -32,6 +32,7 @@ import time
 from typing import List
 
 from seg_perception.core.errors import BackendError, ModelLoadError
+from seg_perception.tools.argtypes import positive_int
 
 TENSORRT_MAJOR = 10
 DEFAULT_WORKSPACE_MIB = 2048
@@ -48,11 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fp16', action='store_true', help='allow FP16 kernels')
     parser.add_argument('--int8', action='store_true',
                         help='allow INT8 kernels (needs an INT8 QDQ model)')
-    parser.add_argument('--workspace', type=int, default=DEFAULT_WORKSPACE_MIB, metavar='MiB',
+    parser.add_argument('--workspace', type=positive_int, default=DEFAULT_WORKSPACE_MIB,
+                        metavar='MiB',
                         help='builder workspace limit (default %(default)s MiB)')
     parser.add_argument('--timing-cache', metavar='FILE',
                         help='timing cache: read if present, written after the build')
-    parser.add_argument('--batch', type=int, default=1,
+    parser.add_argument('--batch', type=positive_int, default=1,
                         help='largest batch of the optimization profile when the model has '
                              'a dynamic batch (default %(default)s)')
 

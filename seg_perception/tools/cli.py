@@ -58,6 +58,15 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """Return 'file: reason' for an OSError (both files of a rename)."""
+    if error.filename is None:
+        return str(error)
+    files = error.filename if error.filename2 is None else (
+        f'{error.filename} -> {error.filename2}')
+    return f'{files}: {error.strerror or error}'
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse arguments, run the subcommand and map typed errors to exit code 1."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -69,6 +78,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(importlib.import_module(module_name(args.command)).run(args) or 0)
     except SegPerceptionError as error:
         print(f'seg-perception {args.command}: error: {error}', file=sys.stderr)
+        return 1
+    except OSError as error:  # an output that cannot be written, a disk that is full, ...
+        print(f'seg-perception {args.command}: error: {describe_os_error(error)}',
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f'seg-perception {args.command}: interrupted', file=sys.stderr)

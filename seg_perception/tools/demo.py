@@ -31,6 +31,8 @@ import os
 import sys
 from typing import List, Optional, Tuple
 
+from seg_perception.tools.argtypes import unit_interval
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE_IMAGES = os.path.join(REPO, 'data', 'samples', 'camvid', 'images')
 IMAGE_PATTERNS = ('*.png', '*.jpg', '*.jpeg')
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ground-truth label PNGs with the same names (default: ../labels '
                              'next to --images, when it exists)')
     parser.add_argument('--backend', default='auto', choices=CHOICES, help='inference backend')
-    parser.add_argument('--alpha', type=float, default=DEFAULT_ALPHA,
+    parser.add_argument('--alpha', type=unit_interval, default=DEFAULT_ALPHA,
                         help=f'overlay opacity in [0, 1] (default {DEFAULT_ALPHA})')
     parser.add_argument('--core', action='store_true',
                         help='run the core offline instead of the node over DDS (the default '
@@ -128,7 +130,11 @@ def resolve_model(model: str, scratch: str) -> Tuple[str, bool]:
 
 def label_folder(images: str, labels: str) -> Optional[str]:
     """Return the ground-truth folder: ``labels`` if given, else ../labels next to the images."""
+    from seg_perception.core.errors import DataError
+
     if labels:
+        if not os.path.isdir(labels):
+            raise DataError(f'--labels {labels}: not a folder')
         return labels
     guess = os.path.join(os.path.dirname(os.path.abspath(images)), 'labels')
     return guess if os.path.isdir(guess) else None
@@ -197,6 +203,9 @@ def run_core_demo(args: argparse.Namespace) -> int:
                     line += f', mIoU {frame.miou():.3f}'
                 print(line)
     print(f'wrote {3 * len(images)} PNGs (overlay, drivable, labels) to {args.out}')
+    if args.labels and not scored:
+        raise DataError(f'--labels {args.labels}: no label file has the name of an image in '
+                        f'{args.images}')
     if scored:
         print(f'{scored} frames with labels: mIoU {confusion.miou():.3f}, pixel accuracy '
               f'{confusion.pixel_accuracy():.3f}, drivable IoU {drivable.iou():.3f} '

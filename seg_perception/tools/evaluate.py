@@ -34,6 +34,7 @@ import numpy as np
 
 from seg_perception.core.errors import DataError, SpecError
 from seg_perception.core.spec import read_yaml
+from seg_perception.tools.argtypes import non_negative_float, non_negative_int, positive_int
 
 DEFAULT_STRIP_FRAMES = 3
 THUMBNAIL_WIDTH = 320
@@ -75,10 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='map the model classes onto the ground-truth table: a YAML '
                              '{model class name: GT class name or null}, or a bundled map '
                              '(e.g. cityscapes_to_camvid)')
-    parser.add_argument('--max', type=int, metavar='N', help='stop after N frames')
-    parser.add_argument('--strip', type=int, default=DEFAULT_STRIP_FRAMES, metavar='K',
+    parser.add_argument('--max', type=positive_int, metavar='N', help='stop after N frames')
+    parser.add_argument('--strip', type=non_negative_int, default=DEFAULT_STRIP_FRAMES,
+                        metavar='K',
                         help='worst and best K frames shown in the report (default %(default)s)')
-    parser.add_argument('--match-window', type=float, default=frames.MATCH_WINDOW_S,
+    parser.add_argument('--match-window', type=non_negative_float, default=frames.MATCH_WINDOW_S,
                         metavar='S', help='seconds of bag time an image waits for its label '
                                           '(default %(default)s)')
     pipeline.add_pool_arguments(parser)
@@ -358,11 +360,13 @@ def _check_mode(args: argparse.Namespace) -> str:
         raise UsageError('--images needs --labels DIR (the ground truth)')
     if mode != 'images' and args.labels:
         raise UsageError('--labels goes with --images; a bag carries its labels on --gt-topic')
+    if (mode == 'predictions' and args.model is None and not args.pred_classes
+            and not args.gt_classes and not args.classes):
+        raise UsageError('--predictions without --model needs --gt-classes TABLE (e.g. camvid): '
+                         'the class table of the recorded labels')
     if mode == 'predictions' and args.model is None and args.classes and not args.pred_classes:
         raise UsageError('--classes with --predictions needs --model or --pred-classes (the '
                          'class table of the recorded labels)')
-    if args.max is not None and args.max < 1:
-        raise UsageError('--max must be at least 1')
     return mode
 
 

@@ -24,6 +24,7 @@ import argparse
 
 from seg_perception.core import spec as spec_module
 from seg_perception.models.zoo import ARCHITECTURES
+from seg_perception.tools.argtypes import positive_int
 
 DEFAULT_HEIGHT = 360  # CamVid frames are 480x360
 DEFAULT_WIDTH = 480
@@ -47,9 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'default %(default)s')
     parser.add_argument('--weights', metavar='CKPT',
                         help='trained checkpoint (state dict; weights_only load)')
-    parser.add_argument('--height', type=int, default=DEFAULT_HEIGHT,
+    parser.add_argument('--height', type=positive_int, default=DEFAULT_HEIGHT,
                         help='input height (default %(default)s)')
-    parser.add_argument('--width', type=int, default=DEFAULT_WIDTH,
+    parser.add_argument('--width', type=positive_int, default=DEFAULT_WIDTH,
                         help='input width (default %(default)s)')
     parser.add_argument('--out', required=True, metavar='MODEL.onnx', help='output file')
     parser.add_argument('--output', choices=spec_module.OUTPUT_KINDS, default='labels',
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='static QDQ per-channel quantization (needs --calib)')
     parser.add_argument('--calib', metavar='DIR_OR_BAG',
                         help='calibration images: an image folder or a bag (file or folder)')
-    parser.add_argument('--calib-count', type=int, default=DEFAULT_CALIBRATION_IMAGES,
+    parser.add_argument('--calib-count', type=positive_int, default=DEFAULT_CALIBRATION_IMAGES,
                         help='calibration images used, spread evenly (default %(default)s)')
     parser.add_argument('--calib-topic', help='image topic of a --calib bag with several')
     parser.add_argument('--calib-method', choices=CALIBRATION_METHODS,

@@ -29,6 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import os
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from seg_perception.tools.argtypes import positive_int, unit_interval
+
 SAVE_CHOICES = ('labels', 'drivable', 'overlay', 'color', 'confidence')
 DEFAULT_SAVE = ('labels', 'drivable', 'overlay')
 OUT_BAG_NAMESPACE = '/segmentation'
@@ -58,10 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f'{OUT_BAG_NAMESPACE}/labels, drivable_mask and overlay')
     parser.add_argument('--no-input-copy', action='store_true',
                         help='do not copy the input images into --out-bag')
-    parser.add_argument('--alpha', type=float, metavar='A',
+    parser.add_argument('--alpha', type=unit_interval, metavar='A',
                         help='overlay color weight in [0, 1] (default: the core default)')
-    parser.add_argument('--every', type=int, default=1, metavar='N', help='use every N-th frame')
-    parser.add_argument('--max', type=int, metavar='N', help='stop after N frames')
+    parser.add_argument('--every', type=positive_int, default=1, metavar='N',
+                        help='use every N-th frame')
+    parser.add_argument('--max', type=positive_int, metavar='N', help='stop after N frames')
     pipeline.add_pool_arguments(parser)
 
 
@@ -249,10 +252,8 @@ def check_options(args: argparse.Namespace) -> None:
 
     if not args.out and not args.out_bag:
         raise UsageError('nothing to write: give --out DIR and/or --out-bag OUT.mcap')
-    if args.every < 1 or (args.max is not None and args.max < 1):
-        raise UsageError('--every and --max must be at least 1')
-    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
-        raise UsageError(f'--alpha {args.alpha} is outside [0, 1]')
+    if args.topic and args.images:
+        raise UsageError('--topic picks the image topic of --bag; --images has no topics')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -307,4 +308,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'  skipped ({reason}), e.g.: {message}')
     if error is not None:
         raise error
+    if not timing.frames:
+        from seg_perception.core.errors import DataError
+        raise DataError(f'{source}: no frame was segmented'
+                        + (f' ({skips.total} skipped: {skips.text()})' if skips.total else ''))
     return 0

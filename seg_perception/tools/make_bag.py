@@ -27,8 +27,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from seg_perception.core.errors import DataError
 from seg_perception.core.spec import read_yaml
+from seg_perception.tools.argtypes import positive_float, positive_int, topic_name, within
 
 DEFAULT_RATE_HZ = 10.0
+MAX_START_STAMP_S = 2.0 ** 31 - 3600.0  # builtin_interfaces/Time.sec is int32; room for the frames
 DEFAULT_FRAME_ID = 'camera'
 
 
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, metavar='OUT',
                         help='OUT.mcap or OUT.db3 (one ROS 2 file), OUT.bag (ROS 1), or a '
                              'folder for a ROS 2 bag directory; must not exist')
-    parser.add_argument('--rate', type=float, default=DEFAULT_RATE_HZ, metavar='HZ',
+    parser.add_argument('--rate', type=positive_float, default=DEFAULT_RATE_HZ, metavar='HZ',
                         help=f'frame rate of the stamps (default {DEFAULT_RATE_HZ})')
     parser.add_argument('--compressed', choices=('jpeg', 'png'),
                         help='write sensor_msgs/CompressedImage on TOPIC/compressed (the '
@@ -53,23 +55,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--camera-info', metavar='K.yaml',
                         help='camera calibration YAML (camera_calibration format): adds '
                              'sensor_msgs/CameraInfo on --camera-info-topic')
-    parser.add_argument('--topic', default=bagio.DEFAULT_IMAGE_TOPIC,
+    parser.add_argument('--topic', type=topic_name, default=bagio.DEFAULT_IMAGE_TOPIC,
                         help='image topic (default %(default)s)')
-    parser.add_argument('--labels-topic', default=bagio.DEFAULT_GT_TOPIC,
+    parser.add_argument('--labels-topic', type=topic_name, default=bagio.DEFAULT_GT_TOPIC,
                         help='ground-truth label topic, mono8 (default %(default)s)')
-    parser.add_argument('--camera-info-topic', default=bagio.DEFAULT_CAMERA_INFO_TOPIC,
+    parser.add_argument('--camera-info-topic', type=topic_name,
+                        default=bagio.DEFAULT_CAMERA_INFO_TOPIC,
                         help='default %(default)s')
     parser.add_argument('--classes', metavar='TABLE',
                         help='class table (name or YAML) whose label LUT is applied to the '
                              'labels, e.g. camvid maps void 11 to 255; default: labels as-is')
-    parser.add_argument('--start-stamp', type=float, metavar='SEC',
+    parser.add_argument('--start-stamp', type=within(0.0, MAX_START_STAMP_S), metavar='SEC',
                         help='stamp of the first frame in seconds since the epoch (default: now)')
     parser.add_argument('--storage', choices=bagio.STORAGES, default=bagio.DEFAULT_STORAGE,
                         help='storage of a bag directory output (default %(default)s)')
     parser.add_argument('--distro', choices=[d for d in bagio.DISTROS if d != 'noetic'],
                         default=bagio.DEFAULT_DISTRO,
                         help='message definitions stored in a ROS 2 bag (default %(default)s)')
-    parser.add_argument('--max', type=int, metavar='N', help='use at most N frames')
+    parser.add_argument('--max', type=positive_int, metavar='N', help='use at most N frames')
 
 
 def load_camera_info(path: str) -> Dict[str, Any]:
@@ -122,13 +125,21 @@ def run(args: argparse.Namespace) -> int:
     from seg_perception.core.spec import load_class_table
     from seg_perception.tools import bagio, frames, pipeline
 
-    if args.rate <= 0:
+    topic = args.topic.rstrip('/') + ('/compressed' if args.compressed else '')
+    taken = [topic] + ([args.labels_topic] if args.labels else []) + (
+        [args.camera_info_topic] if args.camera_info else [])
+    if len(set(taken)) != len(taken):
         return pipeline.usage_exit('make-bag', pipeline.UsageError(
-            f'--rate must be positive, got {args.rate}'))
+            f'image, label and camera_info topics must differ, got {taken}'))
     lut = load_class_table(args.classes).label_lut() if args.classes else None
     jobs, orphans = frames.folder_jobs(args.images, args.labels, lut, limit=args.max)
+    unlabelled = [job for job in jobs if job.skip == 'no_gt']
+    if args.labels and jobs and len(unlabelled) == len(jobs):
+        raise DataError(f'{args.labels}: no label file has the name of an image in '
+                        f'{args.images} (e.g. {jobs[0].name}.png)')
+    for job in unlabelled:
+        job.skip = None  # the frame goes into the bag without a label
     calibration = load_camera_info(args.camera_info) if args.camera_info else None
-    topic = args.topic.rstrip('/') + ('/compressed' if args.compressed else '')
     start = int((time.time() if args.start_stamp is None else args.start_stamp) * 1e9)
     period = 1e9 / args.rate
     writer = bagio.BagWriter(args.out, storage=args.storage, distro=args.distro)
@@ -164,7 +175,7 @@ def _write_frames(args: argparse.Namespace, writer: Any, jobs: List[Any], topic:
     decoded = frames.ordered_map(frames.decode, jobs, frames.default_workers())
     for frame in tqdm(decoded, total=len(jobs), desc='make-bag', unit='frame', disable=None):
         job = frame.job
-        if frame.skip and frame.skip != 'no_gt':
+        if frame.skip:
             raise DataError(frame.skip_message)
         stamp = start + int(round(job.index * period))
         header = bagio.make_header(store, stamp, args.frame_id, seq=job.index)

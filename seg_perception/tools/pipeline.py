@@ -31,8 +31,11 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
 import numpy as np
 from tqdm import tqdm
 
+from seg_perception.core.backends import CHOICES as BACKEND_CHOICES
+from seg_perception.core.backends.base import PRECISIONS
 from seg_perception.core.errors import DataError, SegPerceptionError
 from seg_perception.tools import frames as frames_module
+from seg_perception.tools.argtypes import non_negative_int
 
 PERCENTILES = (50, 95, 99)
 USAGE_EXIT_CODE = 2
@@ -54,17 +57,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False)
     """Declare --model and the Segmenter options (defaults are the Segmenter's own)."""
     parser.add_argument('--model', required=required, metavar='M',
                         help='ONNX model or TensorRT engine (default: the bundled model)')
-    parser.add_argument('--backend', default='auto',
-                        help='auto | onnxruntime | tensorrt | torch (default %(default)s)')
+    parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
+                        help='inference backend (default %(default)s)')
     parser.add_argument('--device', default='', help='e.g. cpu or cuda:0 (default: backend)')
-    parser.add_argument('--precision', default='fp32', help='fp32 | fp16 | int8 (TensorRT)')
-    parser.add_argument('--threads', type=int, default=0, metavar='N',
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                        help='fp32 | fp16 | int8 (TensorRT)')
+    parser.add_argument('--threads', type=non_negative_int, default=0, metavar='N',
                         help='CPU inference threads (0 = backend default)')
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare --workers (decode and write pools)."""
-    parser.add_argument('--workers', type=int, default=frames_module.default_workers(),
+    parser.add_argument('--workers', type=non_negative_int,
+                        default=frames_module.default_workers(),
                         metavar='N', help='decode and write threads each (default %(default)s; '
                                           '0 = everything on the main thread)')
 

@@ -31,6 +31,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from seg_perception.core.errors import DataError, SegPerceptionError
+from seg_perception.tools.argtypes import non_negative_float, positive_float, topic_name
 
 DEFAULT_RECORD_WAIT_S = 10.0
 DEFAULT_LINGER_S = 1.0
@@ -42,10 +43,10 @@ SHUTDOWN_TIMEOUT_S = 5.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the replay options."""
     parser.add_argument('bag', metavar='BAG', help='ROS 2 bag (dir, .mcap, .db3) or ROS 1 .bag')
-    parser.add_argument('--rate', type=float, default=1.0, metavar='X',
+    parser.add_argument('--rate', type=positive_float, default=1.0, metavar='X',
                         help='playback speed factor (2 = twice as fast; default %(default)s)')
     parser.add_argument('--loop', action='store_true', help='start over at the end, until Ctrl-C')
-    parser.add_argument('--start', type=float, default=0.0, metavar='S',
+    parser.add_argument('--start', type=non_negative_float, default=0.0, metavar='S',
                         help='skip the first S seconds of the bag')
     parser.add_argument('--topics', nargs='+', metavar='T',
                         help='topics to publish (default: every Image, CompressedImage and '
@@ -58,11 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='record --record-topics into this bag (OUT.mcap, OUT.db3 or dir)')
     parser.add_argument('--record-topics', nargs='+', default=[], metavar='T',
                         help='topics to record, e.g. /segmentation/labels')
-    parser.add_argument('--wait', type=float, metavar='S',
+    parser.add_argument('--wait', type=non_negative_float, metavar='S',
                         help='before playing, wait up to S seconds for the record topics to '
                              'appear and for a subscriber on a published topic (default '
                              f'{DEFAULT_RECORD_WAIT_S:g} with --record, else 0)')
-    parser.add_argument('--linger', type=float, default=DEFAULT_LINGER_S, metavar='S',
+    parser.add_argument('--linger', type=non_negative_float, default=DEFAULT_LINGER_S, metavar='S',
                         help='keep recording S seconds after the last message '
                              '(default %(default)s)')
 
@@ -76,6 +77,10 @@ def parse_remaps(pairs: Sequence[str]) -> Dict[str, str]:
         source, separator, target = pair.partition(':=')
         if not separator or not source or not target:
             raise UsageError(f'--remap {pair!r}: expected FROM:=TO')
+        try:
+            topic_name(target)
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f'--remap {pair!r}: {error}') from None
         remaps[source] = target
     return remaps
 
@@ -201,10 +206,6 @@ def run(args: argparse.Namespace) -> int:
     from seg_perception.tools.pipeline import usage_exit, UsageError
 
     try:
-        if args.rate <= 0:
-            raise UsageError(f'--rate must be positive, got {args.rate}')
-        if args.start < 0:
-            raise UsageError(f'--start must be >= 0, got {args.start}')
         if bool(args.record) != bool(args.record_topics):
             raise UsageError('--record OUT and --record-topics T... go together')
         if args.record and args.record.endswith('.bag'):
@@ -217,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
                                                       else 0.0)
     with bagio.BagReader(args.bag) as reader:
         topics = choose_topics(reader, args.topics)
+        length_s = (reader.reader.end_time - reader.reader.start_time) / 1e9
+        if args.start > length_s:
+            raise DataError(f'{args.bag}: --start {args.start:g} s is past the end of the bag '
+                            f'({length_s:.1f} s long)')
         unknown = [t for t in remaps if t not in topics]
         if unknown:
             raise DataError(f'--remap: {unknown} are not published topics; publishing '
@@ -234,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
 def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
           classes: Dict[str, Any], remaps: Dict[str, str], wait_s: float) -> int:
     import rclpy
+    from rclpy.exceptions import InvalidTopicNameException
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
@@ -256,8 +262,15 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
                              durability=qos_profile_sensor_data.durability,
                              reliability=(ReliabilityPolicy.RELIABLE if args.reliable
                                           else qos_profile_sensor_data.reliability))
-        publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), profile)
-                      for t in topics}
+        publishers = {}
+        for topic in topics:
+            try:
+                publishers[topic] = node.create_publisher(classes[topic],
+                                                          remaps.get(topic, topic), profile)
+            except InvalidTopicNameException:
+                raise DataError(f'{args.bag}: topic {topic!r} is not a valid ROS topic name; '
+                                f'publish it under another name with --remap '
+                                f'{topic!r}:=/some/name') from None
         spinner.start()
         if args.record:
             recorder = Recorder(node, args.record, args.record_topics)

@@ -19,6 +19,8 @@ import os
 
 from seg_perception.core.errors import DataError
 from seg_perception.models.zoo import ARCHITECTURES
+from seg_perception.tools.argtypes import (non_negative_float, non_negative_int, positive_float,
+                                           positive_int, within)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,27 +32,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(the SegNet CamVid layout)')
     parser.add_argument('--out', required=True, help='run folder (checkpoints, logs, curves)')
     parser.add_argument('--classes', default='camvid', help='class table name or YAML path')
-    parser.add_argument('--epochs', type=int, default=200)
-    parser.add_argument('--resume', metavar='CKPT', help='continue from a last.pt or resume.pt checkpoint')
-    parser.add_argument('--height', type=int, default=360, help='deployed input height')
-    parser.add_argument('--width', type=int, default=480, help='deployed input width')
+    parser.add_argument('--epochs', type=positive_int, default=200)
+    parser.add_argument('--resume', metavar='CKPT',
+                        help='continue from a last.pt or resume.pt checkpoint')
+    parser.add_argument('--height', type=positive_int, default=360, help='deployed input height')
+    parser.add_argument('--width', type=positive_int, default=480, help='deployed input width')
     parser.add_argument('--crop', default='288x384', help='training crop HxW')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--lr', type=float, default=2e-3)
-    parser.add_argument('--weight-decay', type=float, default=1e-4)
-    parser.add_argument('--class-weight-power', type=float, default=0.5,
+    parser.add_argument('--batch-size', type=positive_int, default=8)
+    parser.add_argument('--lr', type=positive_float, default=2e-3)
+    parser.add_argument('--weight-decay', type=non_negative_float, default=1e-4)
+    parser.add_argument('--class-weight-power', type=non_negative_float, default=0.5,
                         help='median-frequency class weights ** power (0 = unweighted)')
-    parser.add_argument('--ohem', type=float, default=0.0,
+    parser.add_argument('--ohem', type=within(0.0, 0.99), default=0.0,
                         help='keep only this fraction of hardest pixels in the loss (0 = off)')
-    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = all)')
-    parser.add_argument('--workers', type=int, default=0,
+    parser.add_argument('--threads', type=non_negative_int, default=0,
+                        help='torch CPU threads (0 = all)')
+    parser.add_argument('--workers', type=non_negative_int, default=0,
                         help='DataLoader processes making augmented batches (0 = in the '
                              'training process, the bundled recipe; use several on a GPU)')
     parser.add_argument('--amp', action='store_true',
                         help='bfloat16 autocast for the forward pass (for GPUs)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--val-every', type=int, default=1)
-    parser.add_argument('--max-items', type=int, help='use only the first N train/val pairs')
+    parser.add_argument('--val-every', type=positive_int, default=1)
+    parser.add_argument('--max-items', type=positive_int,
+                        help='use only the first N train/val pairs')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
