@@ -142,3 +142,19 @@ def test_replay_refuses_what_it_cannot_publish(capsys, tmp_path, folders):
     code, _, err = run_cli(capsys, 'replay', bag, '--remap',
                            f'{bagio.DEFAULT_IMAGE_TOPIC}:=bad topic!')
     assert code == 2 and 'not a valid ROS topic name' in err, err
+
+
+@pytest.mark.parametrize('text, fragment', [
+    ('target: nowhere\nmap: {Road: Road}\n', 'field target: nowhere: class table not found'),
+    ('target: camvid\nmap: [1, 2]\n', 'field map must be a mapping'),
+    ('target: camvid\n', 'field map must be a mapping'),
+])
+def test_class_map_errors_name_the_file_and_field(tmp_path, text, fragment):
+    from seg_perception.core.errors import SpecError
+    from seg_perception.tools.evaluate import read_class_map
+
+    path = tmp_path / 'map.yaml'
+    path.write_text(text)
+    with pytest.raises(SpecError) as raised:
+        read_class_map(str(path))
+    assert str(path) in str(raised.value) and fragment in str(raised.value)

@@ -12,14 +12,19 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Drivable mask: ego connectivity on constructed and real masks, gate, clean-up, invariance."""
+"""Drivable mask: ego connectivity on constructed and real masks, gate, clean-up, tiny sizes."""
 
+import itertools
+
+from core_images import make_encoded
+from core_models import export_nearest_color_model, reference_labels
 import cv2
 import numpy as np
 import pytest
 
-from seg_perception.core.drivable import (DrivableConfig, drivable_mask, keep_bottom_connected,
-                                          kernel_pixels)
+from seg_perception.core import Segmenter
+from seg_perception.core.drivable import (class_mask, DrivableConfig, drivable_mask,
+                                          keep_bottom_connected, kernel_pixels)
 from seg_perception.core.errors import InputError
 from seg_perception.core.postprocess import resize_nearest
 
@@ -148,3 +153,82 @@ def test_bad_arguments():
         drivable_mask(scene().astype(np.int32), [ROAD])
     with pytest.raises(InputError, match='confidence'):
         drivable_mask(scene(), [ROAD], np.zeros((5, 5), np.uint8), min_confidence=10)
+
+
+def test_bad_config_and_id_types():
+    for field, value in (('min_confidence', 'abc'), ('min_confidence', 1.5),
+                         ('connect_to_bottom', 'no'), ('min_area', 'x'),
+                         ('close_size', float('nan')), ('open_size', None)):
+        with pytest.raises(InputError, match=f'DrivableConfig.{field}') as caught:
+            DrivableConfig(**{field: value})
+        assert caught.value.reason == 'bad_parameter'
+    for ids in (['x'], [3.5], 5, [None], [256]):
+        with pytest.raises(InputError, match='drivable class ids'):
+            class_mask(scene(), ids)
+
+
+TINY_SHAPES = [(1, 1), (1, 2), (1, 5), (2, 1), (5, 1), (2, 3)]
+
+
+@pytest.mark.parametrize('shape', TINY_SHAPES)
+def test_tiny_label_maps(shape):
+    """Every road/sky pattern of 1x1, 1xN, Nx1 and 2x3 maps gives the reference mask."""
+    for pattern in itertools.product((SKY, ROAD), repeat=shape[0] * shape[1]):
+        labels = np.array(pattern, np.uint8).reshape(shape)
+        raw = np.where(labels == ROAD, 255, 0).astype(np.uint8)
+        expected = reference_bottom_connected(raw)
+        np.testing.assert_array_equal(keep_bottom_connected(raw), expected)
+        assert not keep_bottom_connected(raw, min_pixels=raw.size + 1).any()
+        for config in (DrivableConfig(), NO_CLEANUP):  # the kernels are 1 pixel: no clean-up
+            np.testing.assert_array_equal(drivable_mask(labels, [ROAD], config=config),
+                                          expected)
+        np.testing.assert_array_equal(drivable_mask(labels, [ROAD], connect_to_bottom=False),
+                                      raw)
+        confidence = np.full(shape, 200, np.uint8)
+        np.testing.assert_array_equal(
+            drivable_mask(labels, [ROAD], confidence, min_confidence=200), expected)
+        assert not drivable_mask(labels, [ROAD], confidence, min_confidence=201).any()
+
+
+@pytest.fixture(scope='module')
+def tiny_segmenters(tmp_path_factory):
+    """Return Segmenters on the nearest-color model with labels and with logits output."""
+    folder = tmp_path_factory.mktemp('tiny')
+    gate = DrivableConfig(min_confidence=1)
+    segmenters = [Segmenter(export_nearest_color_model(folder / 'labels.onnx',
+                                                       input_dtype='uint8',
+                                                       output_kind='labels'), num_threads=1),
+                  Segmenter(export_nearest_color_model(folder / 'logits.onnx',
+                                                       input_dtype='float32',
+                                                       output_kind='logits'),
+                            num_threads=1, drivable_config=gate)]
+    yield segmenters
+    for segmenter in segmenters:
+        segmenter.close()
+
+
+@pytest.mark.parametrize('shape', TINY_SHAPES)
+def test_tiny_images_through_the_segmenter(tiny_segmenters, shape):
+    """A 1x1 (1xN, Nx1) image gets the reference labels and the matching drivable mask."""
+    spec = tiny_segmenters[0].spec
+    road, sky = (np.array(spec.palette()[i], np.uint8) for i in (ROAD, SKY))
+    patterns = [np.ones(shape, bool), np.zeros(shape, bool),
+                np.random.default_rng(sum(shape)).random(shape) < 0.5]
+    for segmenter in tiny_segmenters:
+        for is_road in patterns:
+            rgb = np.where(is_road[..., None], road, sky)
+            expected = reference_labels(rgb, spec)
+            for encoding in ('rgb8', 'bgr8', 'rgba8', 'rgb16'):
+                result = segmenter.process(make_encoded(rgb, encoding), encoding,
+                                           confidence=True, color=True, overlay=True)
+                np.testing.assert_array_equal(result.labels, expected)
+                np.testing.assert_array_equal(result.drivable, drivable_mask(
+                    expected, [ROAD], result.confidence, config=segmenter.drivable_config))
+                np.testing.assert_array_equal(result.color, spec.palette()[expected])
+                assert result.overlay.shape == shape + (3,)
+            if is_road.all():
+                assert (result.drivable == 255).all()
+            if not is_road.any():
+                assert not result.drivable.any()
+            result = segmenter.process(make_encoded(rgb, 'mono8'), 'mono8')
+            assert result.labels.shape == result.drivable.shape == shape

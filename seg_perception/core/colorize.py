@@ -79,7 +79,7 @@ def blend(rgb: np.ndarray, color: np.ndarray, labels: np.ndarray,
         raise InputError(f'image of shape {rgb.shape} ({rgb.dtype}) does not match the label '
                          f'colors {color.shape} (uint8 RGB expected)', 'size_mismatch')
     result = cv2.addWeighted(rgb, 1.0 - alpha, color, alpha, 0.0)
-    unlabeled = cv2.compare(labels, IGNORE_INDEX, cv2.CMP_EQ)
+    unlabeled = cv2.inRange(labels, IGNORE_INDEX, IGNORE_INDEX)  # (compare fails on 1x1)
     if cv2.countNonZero(unlabeled):
         cv2.copyTo(rgb, unlabeled, result)
     return result

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from seg_perception.core.errors import InputError
+from seg_perception.core.spec import is_int, is_number
 
 _KEEP = 128  # flood-fill value of kept regions (the mask itself is 0/255)
 _DROP = 64  # flood-fill value of bottom-connected regions that are too small
@@ -56,14 +57,17 @@ class DrivableConfig:
     open_size: float = 0.005
 
     def __post_init__(self) -> None:
-        """Validate the ranges; errors name the field."""
-        if not 0 <= int(self.min_confidence) <= 255:
-            raise InputError(f'DrivableConfig.min_confidence {self.min_confidence} is outside '
-                             '0..255', 'bad_parameter')
+        """Validate the types and ranges; errors name the field."""
+        if not is_int(self.min_confidence) or not 0 <= self.min_confidence <= 255:
+            raise InputError(f'DrivableConfig.min_confidence {self.min_confidence!r} is not an '
+                             'integer in 0..255', 'bad_parameter')
+        if not isinstance(self.connect_to_bottom, (bool, np.bool_)):
+            raise InputError(f'DrivableConfig.connect_to_bottom {self.connect_to_bottom!r} is '
+                             'not a bool', 'bad_parameter')
         for name in ('min_area', 'close_size', 'open_size'):
             value = getattr(self, name)
-            if not 0.0 <= float(value) < 1.0:
-                raise InputError(f'DrivableConfig.{name} {value} is outside [0, 1)',
+            if not is_number(value) or not 0.0 <= value < 1.0:
+                raise InputError(f'DrivableConfig.{name} {value!r} is not a number in [0, 1)',
                                  'bad_parameter')
 
 
@@ -76,9 +80,13 @@ def kernel_pixels(fraction: float, width: int) -> int:
 def class_mask(labels: np.ndarray, drivable_ids: Iterable[int]) -> np.ndarray:
     """Return 255 where the label is one of ``drivable_ids``, else 0 (one table look-up)."""
     lut = np.zeros(256, np.uint8)
-    ids = [int(i) for i in drivable_ids]
-    if any(not 0 <= i < 256 for i in ids):
-        raise InputError(f'drivable class ids {ids} must be in 0..255', 'bad_parameter')
+    try:
+        ids = list(drivable_ids)
+    except TypeError:  # not iterable
+        ids = [None]
+    if not all(is_int(i) and 0 <= i < 256 for i in ids):
+        raise InputError(f'drivable class ids {drivable_ids!r} must be a list of integers in '
+                         '0..255', 'bad_parameter')
     lut[ids] = 255
     return cv2.LUT(labels, lut)
 
@@ -117,7 +125,8 @@ def keep_bottom_connected(mask: np.ndarray, min_pixels: int = 0,
         area = cv2.floodFill(work, None, (int(x), bottom), _KEEP, flags=4)[0]
         if area < min_pixels:
             cv2.floodFill(work, None, (int(x), bottom), _DROP, flags=4)
-    return cv2.compare(work, _KEEP, cv2.CMP_EQ)
+    # inRange, not compare: OpenCV takes a 1x1 array for a scalar and compare then fails
+    return cv2.inRange(work, _KEEP, _KEEP)
 
 
 def drop_small_regions(mask: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -157,7 +166,7 @@ def drivable_mask(labels: np.ndarray, drivable_ids: Iterable[int],
         if confidence.shape != labels.shape or confidence.dtype != np.uint8:
             raise InputError(f'confidence of shape {confidence.shape} ({confidence.dtype}) does '
                              f'not match labels {labels.shape} (uint8 expected)', 'size_mismatch')
-        gate = cv2.compare(confidence, int(config.min_confidence), cv2.CMP_GE)
+        gate = cv2.inRange(confidence, int(config.min_confidence), 255)
         mask = cv2.bitwise_and(mask, gate)
     mask = _morphology(mask, cv2.MORPH_CLOSE, config.close_size)
     mask = _morphology(mask, cv2.MORPH_OPEN, config.open_size)

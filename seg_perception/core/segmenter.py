@@ -25,6 +25,7 @@ size (see :mod:`seg_perception.core.drivable`).
 
 from dataclasses import dataclass, field
 import logging
+import os
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -34,14 +35,45 @@ from seg_perception.core.backends import create_backend
 from seg_perception.core.colorize import blend, colorize, DEFAULT_ALPHA, palette_lut
 from seg_perception.core.defaults import default_model_path
 from seg_perception.core.drivable import drivable_mask, DrivableConfig
-from seg_perception.core.errors import InputError, SpecError
+from seg_perception.core.errors import InputError, ModelLoadError, SpecError
 from seg_perception.core.imagecodec import check_array
 from seg_perception.core.postprocess import Postprocessor
 from seg_perception.core.preprocess import Geometry, Preprocessor, to_rgb
-from seg_perception.core.spec import load_spec, ModelSpec
+from seg_perception.core.spec import is_number, load_spec, ModelSpec
 
 LOGGER = logging.getLogger('seg_perception')
 STAGES = ('preprocess', 'infer', 'postprocess', 'drivable', 'colorize', 'total')
+
+
+def check_drivable_config(config: Optional[DrivableConfig]) -> DrivableConfig:
+    """Return ``config`` (None gives the defaults); anything else raises InputError."""
+    if config is None:
+        return DrivableConfig()
+    if not isinstance(config, DrivableConfig):
+        raise InputError(f'drivable_config must be a DrivableConfig, got '
+                         f'{type(config).__name__} {config!r}', 'bad_parameter')
+    return config
+
+
+def check_overlay_alpha(alpha: Any) -> float:
+    """Return the overlay weight as a float; anything but a number in [0, 1] raises InputError."""
+    if not is_number(alpha) or not 0.0 <= alpha <= 1.0:
+        raise InputError(f'overlay_alpha {alpha!r} must be a number in [0, 1]', 'bad_parameter')
+    return float(alpha)
+
+
+def class_names(names: Any, argument: str = 'drivable_classes') -> Tuple[str, ...]:
+    """Return class names as a tuple (one string is one name); other types raise InputError."""
+    if isinstance(names, str):
+        return (names,)
+    try:
+        result = tuple(names)
+    except TypeError:  # not iterable
+        result = None
+    if result is None or not all(isinstance(n, str) for n in result):
+        raise InputError(f'{argument} must be a list of class names (strings), got '
+                         f'{names!r}', 'bad_parameter')
+    return result
 
 
 @dataclass
@@ -76,7 +108,7 @@ class OutputStages:
         self.spec = spec
         self.postprocessor = Postprocessor(spec)
         self.lut = palette_lut(spec.palette())
-        self.drivable_config = drivable_config or DrivableConfig()
+        self.drivable_config = check_drivable_config(drivable_config)
 
     def run(self, output: np.ndarray, geometry: Geometry, drivable_ids: Sequence[int],
             confidence: bool = False, color: bool = False,
@@ -141,6 +173,10 @@ class Segmenter:
                  device: str = '', precision: str = 'fp32', num_threads: int = 0,
                  engine_cache_dir: str = '', drivable_classes: Optional[Iterable[str]] = None,
                  drivable_config: Optional[DrivableConfig] = None) -> None:
+        if model_path is not None and not isinstance(model_path, (str, os.PathLike)):
+            raise ModelLoadError(f'model_path must be a file path, got '
+                                 f'{type(model_path).__name__} {model_path!r}')
+        drivable_config = check_drivable_config(drivable_config)
         self.model_path = model_path or default_model_path()
         self.backend = create_backend(backend, self.model_path, device=device,
                                       precision=precision, num_threads=num_threads,
@@ -150,8 +186,8 @@ class Segmenter:
             self._check_backend_input()
             self._pre = Preprocessor(self.spec)
             self._stages = OutputStages(self.spec, drivable_config)
-            self.drivable_classes = (list(drivable_classes) if drivable_classes is not None
-                                     else list(self.spec.drivable_classes))
+            self.drivable_classes = (drivable_classes if drivable_classes is not None
+                                     else self.spec.drivable_classes)
         except BaseException:
             self.backend.close()
             raise
@@ -167,9 +203,18 @@ class Segmenter:
 
     @drivable_classes.setter
     def drivable_classes(self, names: Iterable[str]) -> None:
-        names = [names] if isinstance(names, str) else list(names)
+        names = list(class_names(names))
         self._drivable_ids = self.spec.class_ids(names)  # SpecError for unknown names
         self._drivable_classes = names
+
+    @property
+    def overlay_alpha(self) -> float:
+        """Return the default weight of the class colors in the overlay, in [0, 1]."""
+        return self._overlay_alpha
+
+    @overlay_alpha.setter
+    def overlay_alpha(self, alpha: float) -> None:
+        self._overlay_alpha = check_overlay_alpha(alpha)
 
     @property
     def drivable_config(self) -> DrivableConfig:
@@ -178,7 +223,7 @@ class Segmenter:
 
     @drivable_config.setter
     def drivable_config(self, config: DrivableConfig) -> None:
-        self._stages.drivable_config = config
+        self._stages.drivable_config = check_drivable_config(config)
         self._warn_if_gate_cannot_apply()
 
     def _warn_if_gate_cannot_apply(self) -> None:
@@ -205,9 +250,14 @@ class Segmenter:
     def _ids_for(self, names: Optional[Iterable[str]]) -> List[int]:
         if names is None:
             return self._drivable_ids
-        key = (names,) if isinstance(names, str) else tuple(names)
-        ids = self._ids_cache.get(key)
+        key = None
+        try:
+            key = (names,) if isinstance(names, str) else tuple(names)
+            ids = self._ids_cache.get(key)
+        except TypeError:  # not iterable, or an unhashable name: class_names says which
+            ids = None
         if ids is None:
+            key = class_names(names if key is None else key)
             ids = self.spec.class_ids(list(key))
             self._ids_cache[key] = ids
         return ids
@@ -231,9 +281,10 @@ class Segmenter:
         start = clock()
         check_array(image, encoding)
         ids = self._ids_for(drivable_classes)
-        alpha = self.overlay_alpha if overlay_alpha is None else float(overlay_alpha)
-        if overlay and not 0.0 <= alpha <= 1.0:
-            raise InputError(f'overlay alpha {alpha} is outside [0, 1]', 'bad_parameter')
+        alpha = (self._overlay_alpha if overlay_alpha is None
+                 else check_overlay_alpha(overlay_alpha))
+        if on_labels is not None and not callable(on_labels):
+            raise InputError(f'on_labels must be callable, got {on_labels!r}', 'bad_parameter')
         tensor, geometry = self._pre(image, encoding)
         after_pre = clock()
         output = self.backend.infer(tensor)

@@ -22,8 +22,9 @@ live in ``config/classes/*.yaml``. Every validation error names the file and the
 
 from dataclasses import asdict, dataclass, field
 import json
+import math
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Type
 
 import numpy as np
 import yaml
@@ -103,7 +104,7 @@ class ModelSpec:
     def class_ids(self, names: Sequence[str]) -> List[int]:
         """Map class names (case-insensitive) to ids; unknown names raise SpecError."""
         by_name = {c.name.lower(): c.id for c in self.classes}
-        unknown = [n for n in names if n.lower() not in by_name]
+        unknown = [n for n in names if not isinstance(n, str) or n.lower() not in by_name]
         if unknown:
             raise SpecError(f'{self.source}: unknown class name(s) {unknown}; '
                             f'the model has {self.class_names}')
@@ -127,25 +128,34 @@ class ModelSpec:
         def fail(field_name: str, problem: str) -> None:
             raise SpecError(f'{self.source}: field {field_name!r} {problem}')
 
-        if not self.classes:
-            fail('classes', 'is empty')
+        if not isinstance(self.classes, (list, tuple)) or not self.classes:
+            fail('classes', 'must be a non-empty list')
+        for c in self.classes:
+            if not isinstance(c, ClassInfo):
+                fail('classes', f'entry {c!r} is not a ClassInfo')
+            if not is_int(c.id) or not 0 <= c.id < 255:
+                fail('classes', f'id {c.id!r} of {c.name!r} is not an integer in 0..254')
+            if not isinstance(c.name, str) or not c.name.strip():
+                fail('classes', f'name {c.name!r} of id {c.id} is not a non-empty string')
+            if not is_color(c.color):
+                fail('classes', f'color {c.color!r} of {c.name!r} is not 3 integers in 0..255')
         ids = [c.id for c in self.classes]
         if len(set(ids)) != len(ids):
             fail('classes', f'has duplicate ids {sorted({i for i in ids if ids.count(i) > 1})}')
         names = [c.name.lower() for c in self.classes]
         if len(set(names)) != len(names):
             fail('classes', 'has duplicate names')
-        for c in self.classes:
-            if not 0 <= c.id < 255:
-                fail('classes', f'id {c.id} of {c.name!r} is outside 0..254')
-            if len(c.color) != 3 or any(not 0 <= v <= 255 for v in c.color):
-                fail('classes', f'color {list(c.color)} of {c.name!r} is not 3 values in 0..255')
-        if not 0 <= self.ignore_index <= 255 or self.ignore_index in ids:
-            fail('ignore_index', f'{self.ignore_index} must be in 0..255 and not a class id')
+        if not is_int(self.ignore_index) or not 0 <= self.ignore_index <= 255 \
+                or self.ignore_index in ids:
+            fail('ignore_index', f'{self.ignore_index!r} must be an integer in 0..255 and not a '
+                 'class id')
         for name, value in (('input_height', self.input_height),
                             ('input_width', self.input_width)):
-            if not isinstance(value, int) or value <= 0:
+            if not is_int(value) or value <= 0:
                 fail(name, f'must be a positive integer, got {value!r}')
+        for name, value in (('architecture', self.architecture), ('dataset', self.dataset)):
+            if not isinstance(value, str):
+                fail(name, f'must be a string, got {value!r}')
         for name, value, choices in (('channel_order', self.channel_order, CHANNEL_ORDERS),
                                      ('input_dtype', self.input_dtype, INPUT_DTYPES),
                                      ('input_layout', self.input_layout, INPUT_LAYOUTS),
@@ -154,14 +164,15 @@ class ModelSpec:
             if value not in choices:
                 fail(name, f'is {value!r}; choose one of {list(choices)}')
         for name, value in (('mean', self.mean), ('std', self.std)):
-            if len(value) != 3:
-                fail(name, f'must have 3 values, got {list(value)}')
+            if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 3
+                    or not all(is_number(v) and math.isfinite(v) for v in value)):
+                fail(name, f'must be 3 finite numbers, got {value!r}')
         if any(s <= 0 for s in self.std):
             fail('std', f'must be positive, got {list(self.std)}')
-        known = {c.name.lower() for c in self.classes}
-        unknown = [n for n in self.drivable_classes if n.lower() not in known]
-        if unknown:
-            fail('drivable_classes', f'names {unknown} are not classes of the model')
+        problem = check_names(self.drivable_classes, {c.name.lower() for c in self.classes},
+                              'the model')
+        if problem:
+            fail('drivable_classes', problem)
 
     # -- (de)serialization -------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -191,13 +202,18 @@ class ModelSpec:
             raise SpecError(f'{source}: unknown field(s) {unknown}; '
                             f'known fields {sorted(allowed)}')
         table: Optional[ClassTable] = None
-        if 'classes_file' in data:
-            path = data.pop('classes_file')
+        key = 'classes_file' if 'classes_file' in data else 'classes'
+        path = data.pop('classes_file', data.get('classes'))
+        if key == 'classes_file':
+            if not isinstance(path, str) or not path:
+                raise SpecError(f'{source}: field {key!r} must be a path, got {path!r}')
             if not os.path.isabs(path) and source not in ('<memory>',):
                 path = os.path.join(os.path.dirname(source), path)
-            table = load_class_table(path)
-        elif isinstance(data.get('classes'), str):
-            table = load_class_table(data['classes'])
+        if isinstance(path, str):
+            try:
+                table = load_class_table(path)
+            except SpecError as error:
+                raise SpecError(f'{source}: field {key!r}: {error}') from None
         if table is not None:
             data['classes'] = table.classes
             data.setdefault('drivable_classes', table.drivable)
@@ -207,13 +223,10 @@ class ModelSpec:
             if required not in data:
                 raise SpecError(f'{source}: field {required!r} is missing')
         data['classes'] = parse_classes(data['classes'], source)
-        for key in ('mean', 'std'):
-            if key in data:
-                try:
-                    data[key] = tuple(float(v) for v in data[key])
-                except (TypeError, ValueError):
-                    raise SpecError(f'{source}: field {key!r} must be a list of 3 numbers, '
-                                    f'got {data[key]!r}') from None
+        for key in ('mean', 'std'):  # anything but a list of numbers fails validation
+            value = data.get(key)
+            if isinstance(value, (list, tuple)) and all(is_number(v) for v in value):
+                data[key] = tuple(float(v) for v in value)
         if isinstance(data.get('drivable_classes'), str):
             data['drivable_classes'] = [data['drivable_classes']]
         try:
@@ -287,18 +300,47 @@ def parse_classes(raw: Any, source: str) -> List[ClassInfo]:
         if not isinstance(entry, Mapping) or not {'id', 'name', 'color'} <= set(entry):
             raise SpecError(f'{source}: classes[{index}] must have id, name and color, '
                             f'got {entry!r}')
-        color = entry['color']
-        try:
-            color = tuple(int(v) for v in color)
-            class_id = int(entry['id'])
-        except (TypeError, ValueError):
-            raise SpecError(f'{source}: classes[{index}] has a non-integer id or color '
-                            f'({entry!r})') from None
-        if len(color) != 3 or any(not 0 <= v <= 255 for v in color):
-            raise SpecError(f'{source}: classes[{index}] ({entry["name"]}) color {list(color)} '
-                            'must be 3 values in 0..255')
-        parsed.append(ClassInfo(class_id, str(entry['name']), color))
+        class_id, name, color = entry['id'], entry['name'], entry['color']
+        if not isinstance(name, str) or not name.strip():
+            raise SpecError(f'{source}: classes[{index}] name {name!r} must be a non-empty '
+                            'string')
+        if not is_int(class_id):
+            raise SpecError(f'{source}: classes[{index}] ({name}) id {class_id!r} must be an '
+                            'integer')
+        if not is_color(color):
+            raise SpecError(f'{source}: classes[{index}] ({name}) color {color!r} must be 3 '
+                            'integers in 0..255')
+        parsed.append(ClassInfo(int(class_id), name, tuple(int(v) for v in color)))
     return parsed
+
+
+def is_int(value: Any) -> bool:
+    """Return True for an integer (Python or numpy), False for bool and everything else."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """Return True for an integer or float (Python or numpy), False for bool and the rest."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def is_color(value: Any) -> bool:
+    """Return True for 3 integers in 0..255 (a list or tuple)."""
+    return (isinstance(value, (list, tuple)) and len(value) == 3
+            and all(is_int(v) and 0 <= v <= 255 for v in value))
+
+
+def check_names(names: Any, known: Set[str], owner: str) -> str:
+    """Return what is wrong with a list of class names (``known`` in lower case), or ''."""
+    if not isinstance(names, (list, tuple)):
+        return f'must be a list of class names, got {names!r}'
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        return f'must be class names (strings), got {bad}'
+    unknown = [n for n in names if n.lower() not in known]
+    if unknown:
+        return f'names {unknown} are not classes of {owner}'
+    return ''
 
 
 def resolve_class_table_path(name_or_path: str) -> str:
@@ -341,11 +383,30 @@ def load_class_table(name_or_path: str) -> ClassTable:
     colors = [c.color for c in classes]
     if len(set(colors)) != len(colors):
         raise SpecError(f"{path}: field 'classes' has duplicate colors")
-    table = ClassTable(name=str(data.get('name', os.path.splitext(os.path.basename(path))[0])),
-                       classes=classes, drivable=list(data.get('drivable', [])),
-                       ignore_index=int(data.get('ignore_index', IGNORE_INDEX)),
-                       source_ignore_ids=[int(i) for i in data.get('source_ignore_ids', [])],
-                       source=path)
+
+    def fail(field_name: str, problem: str) -> None:
+        raise SpecError(f'{path}: field {field_name!r} {problem}')
+
+    name = data.get('name', os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(name, str) or not name:
+        fail('name', f'must be a non-empty string, got {name!r}')
+    drivable = data.get('drivable')
+    drivable = [] if drivable is None else drivable
+    problem = check_names(drivable, {c.name.lower() for c in classes}, 'the table')
+    if problem:
+        fail('drivable', problem)
+    ignore_index = data.get('ignore_index', IGNORE_INDEX)
+    if not is_int(ignore_index) or not 0 <= ignore_index <= 255:
+        fail('ignore_index', f'must be an integer in 0..255, got {ignore_index!r}')
+    source_ignore_ids = data.get('source_ignore_ids')
+    source_ignore_ids = [] if source_ignore_ids is None else source_ignore_ids
+    if not isinstance(source_ignore_ids, list) or not all(
+            is_int(i) and 0 <= i <= 255 for i in source_ignore_ids):
+        fail('source_ignore_ids', f'must be a list of integers in 0..255, got '
+             f'{source_ignore_ids!r}')
+    table = ClassTable(name=name, classes=classes, drivable=list(drivable),
+                       ignore_index=int(ignore_index),
+                       source_ignore_ids=[int(i) for i in source_ignore_ids], source=path)
     # validate names, ignore index and drivable classes through a throw-away spec
     ModelSpec(classes=classes, input_height=1, input_width=1, ignore_index=table.ignore_index,
               drivable_classes=table.drivable, source=path)

@@ -138,8 +138,17 @@ def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str
     path = resolve_class_map(name_or_path)
     data = read_yaml(path, 'class map')
     target = None
-    if isinstance(data, dict) and isinstance(data.get('map'), dict):
+    if isinstance(data, dict) and ('map' in data or 'target' in data):
+        if not isinstance(data.get('map'), dict) or not data['map']:
+            raise SpecError(f'{path}: field map must be a mapping {{model class name: GT class '
+                            f'name or null}}, got {data.get("map")!r}')
         target = data.get('target')
+        if target is not None:
+            from seg_perception.core.spec import resolve_class_table_path
+            try:
+                resolve_class_table_path(str(target))
+            except SpecError as error:
+                raise SpecError(f'{path}: field target: {error}') from None
         data = data['map']
     if not isinstance(data, dict) or not data:
         raise SpecError(f'{path}: expected a mapping {{model class name: GT class name}} (or '

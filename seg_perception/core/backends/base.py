@@ -93,6 +93,28 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def check_num_threads(num_threads: int) -> int:
+    """Return the thread count if it is an integer >= 0 (0 = library default), else raise."""
+    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
+            or num_threads < 0:
+        raise BackendError(f'num_threads must be an integer >= 0 (0 = library default), got '
+                           f'{num_threads!r}')
+    return int(num_threads)
+
+
+def make_cache_dir(path: str, what: str = 'engine_cache_dir') -> str:
+    """Create the cache folder ``path`` if needed ('' = no cache); failures raise BackendError."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise BackendError(f'{what} must be a folder path, got {type(path).__name__} {path!r}')
+    if path:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as error:
+            raise BackendError(f'{what} {os.fspath(path)}: cannot create the folder '
+                               f'({error.strerror or error})') from None
+    return os.fspath(path)
+
+
 def parse_device(device: str) -> Tuple[str, int]:
     """
     Parse a device string into (kind, index).
@@ -100,6 +122,9 @@ def parse_device(device: str) -> Tuple[str, int]:
     ``''`` -> ('auto', 0): the best available; ``'cpu'``; ``'cuda'``, ``'cuda:1'``, ``'gpu'`` or
     a bare index ``'1'`` -> ('cuda', index). Anything else raises BackendError.
     """
+    if device is not None and not isinstance(device, str):
+        raise BackendError(f'device must be a string such as "cpu" or "cuda:0", got '
+                           f'{type(device).__name__} {device!r}')
     text = (device or '').strip().lower()
     if text in ('', 'auto'):
         return 'auto', 0

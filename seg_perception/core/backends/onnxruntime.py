@@ -28,8 +28,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_precision,
-                                               one_line, parse_device)
+from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
+                                               check_precision, make_cache_dir, one_line,
+                                               parse_device)
 from seg_perception.core.errors import BackendError, ModelLoadError
 
 LOGGER = logging.getLogger('seg_perception')
@@ -94,11 +95,8 @@ class OnnxRuntimeBackend(Backend):
 
         check_model_file(model_path, 'ONNX model')
         check_precision(precision)
-        if num_threads < 0:
-            raise BackendError(f'num_threads must be >= 0 (0 = library default), got '
-                               f'{num_threads}')
-        if engine_cache_dir:
-            os.makedirs(engine_cache_dir, exist_ok=True)
+        num_threads = check_num_threads(num_threads)
+        engine_cache_dir = make_cache_dir(engine_cache_dir)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(num_threads)

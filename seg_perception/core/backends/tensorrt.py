@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_precision,
-                                               one_line, parse_device)
+from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
+                                               check_precision, one_line, parse_device)
 from seg_perception.core.errors import BackendError, ModelLoadError
 
 INSTALL_HINT = ('pip install "seg_perception[tensorrt]" (tensorrt and cuda-python) on a machine '
@@ -62,6 +62,7 @@ class TensorRTBackend(Backend):
                  num_threads: int = 0, engine_cache_dir: str = '') -> None:
         super().__init__(model_path)
         check_precision(precision)
+        check_num_threads(num_threads)  # unused by TensorRT, but a bad value is a mistake
         kind, index = parse_device(device)
         if kind == 'cpu':
             raise BackendError('tensorrt backend: device "cpu" is not possible; use '

@@ -33,8 +33,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_precision,
-                                               one_line, parse_device)
+from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
+                                               check_precision, one_line, parse_device)
 from seg_perception.core.errors import BackendError, ModelLoadError, SegPerceptionError
 from seg_perception.core.spec import load_spec, METADATA_KEY, ModelSpec
 
@@ -105,7 +105,7 @@ class TorchBackend(Backend):
         if precision == 'fp16' and not use_cuda:
             LOGGER.warning('torch backend: fp16 needs CUDA; running fp32 on the CPU')
         self.precision = 'fp16' if self._half else 'fp32'
-        if num_threads > 0:
+        if check_num_threads(num_threads) > 0:
             torch.set_num_threads(int(num_threads))  # process-wide in torch
         self._metadata: Dict[str, str] = {}
         self._model = self._load(torch)
