@@ -158,3 +158,14 @@ def test_class_map_errors_name_the_file_and_field(tmp_path, text, fragment):
     with pytest.raises(SpecError) as raised:
         read_class_map(str(path))
     assert str(path) in str(raised.value) and fragment in str(raised.value)
+
+
+def test_model_files_that_are_no_models_are_named(capsys, tmp_path):
+    empty = tmp_path / 'empty.onnx'
+    empty.write_bytes(b'')
+    folder = tmp_path / 'folder.onnx'
+    folder.mkdir()
+    for argv, fragment in ((['build-engine', empty], 'file is empty'),
+                           (['bench', '--model', folder, '--repeats', '1'], 'is not a file')):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 1 and fragment in err and 'Traceback' not in err, err

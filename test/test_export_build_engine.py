@@ -55,7 +55,7 @@ def test_missing_model(tmp_path, capsys):
     """A missing ONNX file is named."""
     code, _, err = build_engine([tmp_path / 'none.onnx'], capsys)
     assert code == 1
-    assert 'none.onnx: ONNX model not found' in one_error_line(err)
+    assert 'none.onnx: ONNX model file not found' in one_error_line(err)
 
 
 def test_int8_needs_a_qdq_model(labels_model, tmp_path, capsys):

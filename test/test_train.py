@@ -125,3 +125,13 @@ def test_bad_usage(tmp_path, bad):
     result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run'] + bad)
     assert result.returncode in (1, 2)
     assert 'Traceback' not in result.stderr
+
+
+def test_resume_from_a_file_that_is_no_checkpoint(tmp_path):
+    make_dataset(tmp_path / 'data', count=1)
+    garbage = tmp_path / 'garbage.pt'
+    garbage.write_bytes(b'\x11' * 64)
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1,
+                    '--resume', garbage])
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert str(garbage) in result.stderr and 'not a checkpoint' in result.stderr

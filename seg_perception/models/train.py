@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seg_perception.core.errors import DataError
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.core.spec import IMAGENET_MEAN, IMAGENET_STD, load_class_table
 from seg_perception.models.data import (AugmentConfig, augment, class_weights, load_split,
@@ -182,13 +183,20 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def load(self, path: str) -> None:
         """Continue a run from ``last.pt`` (model, optimizer, epoch, history, RNG)."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        model_state = self.model.state_dict()
-        self.model.load_state_dict({k: v.to(model_state[k].dtype)
-                                    for k, v in state['model'].items()})
-        if 'optimizer' in state:
-            self.optimizer.load_state_dict(state['optimizer'])
-        self.epoch = state['epoch']
+        if not os.path.isfile(path):
+            raise DataError(f'{path}: checkpoint not found')
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            model_state = self.model.state_dict()
+            self.model.load_state_dict({k: v.to(model_state[k].dtype)
+                                        for k, v in state['model'].items()})
+            if 'optimizer' in state:
+                self.optimizer.load_state_dict(state['optimizer'])
+            self.epoch = int(state['epoch'])
+        except Exception as error:  # noqa: BLE001 - torch.load and load_state_dict raise many
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise DataError(f'{path}: not a checkpoint of this architecture and class count '
+                            f'({type(error).__name__}: {first})') from None
         self.best_miou = state.get('best_miou', state.get('miou', -1.0))
         if not os.path.isfile(os.path.join(self.config.out, 'best.pt')):
             self.best_miou = -1.0  # resumed into a new run folder: its first validation is best

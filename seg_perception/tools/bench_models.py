@@ -96,9 +96,9 @@ def ort_session(path: str, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    check_model_file(path)
     try:
-        return ort.InferenceSession(check_model_file(path), options,
-                                    providers=['CPUExecutionProvider'])
+        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f'{path}: ONNX Runtime cannot load it ({first})') from None
@@ -207,11 +207,7 @@ def bench_architecture(name: str, args: argparse.Namespace, calibration,
 
 def bench_onnx_file(path: str, args: argparse.Namespace) -> Dict[str, object]:
     """Time an existing ONNX model with ONNX Runtime (no torch or INT8 counterpart)."""
-    from seg_perception.core.errors import ModelLoadError
-
-    if not os.path.isfile(path):
-        raise ModelLoadError(f'{path}: model file not found')
-    session = ort_session(path, args.bench_threads)
+    session = ort_session(path, args.bench_threads)  # a missing, empty or bad file: named
     feed = zero_feed(session)
     shape = next(iter(feed.values())).shape
     return {'model': os.path.basename(path), 'size': 'x'.join(str(d) for d in shape),

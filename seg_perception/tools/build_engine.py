@@ -31,6 +31,7 @@ import os
 import time
 from typing import List
 
+from seg_perception.core.backends.base import check_model_file
 from seg_perception.core.errors import BackendError, ModelLoadError
 from seg_perception.tools.argtypes import positive_int
 
@@ -65,8 +66,7 @@ def read_model_info(path: str):
 
     from seg_perception.core.spec import load_spec
 
-    if not os.path.isfile(path):
-        raise ModelLoadError(f'{path}: ONNX model not found')
+    check_model_file(path, 'ONNX model')
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception as error:  # noqa: BLE001 - protobuf raises several types
