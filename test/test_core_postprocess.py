@@ -119,11 +119,21 @@ def test_confidence_is_the_softmax_maximum():
     assert Postprocessor(make_spec(8, 10))(logits, geometry)[1] is None
 
 
-def test_out_of_range_label_ids_become_unlabeled():
+def test_out_of_range_label_ids_become_unlabeled(caplog):
     output = np.array([[[0, 10, 11, -1, 300]]], np.int64)
     geometry = Geometry.plain_resize((1, 5), (1, 5))
     labels, _ = Postprocessor(make_spec(1, 5, output_kind='labels'))(output, geometry)
     np.testing.assert_array_equal(labels, [[0, 10, 255, 255, 255]])
+    # uint8 label maps too (the fused-argmax models); the mismatch is logged once
+    postprocessor = Postprocessor(make_spec(1, 5, output_kind='labels'))
+    known = np.array([[[0, 10, 255, 3, 255]]], np.uint8)
+    np.testing.assert_array_equal(postprocessor(known, geometry)[0], known[0])
+    assert not [r for r in caplog.records if 'does not have' in r.getMessage()][1:]
+    for _ in range(3):
+        labels, _ = postprocessor(np.array([[[0, 10, 11, 200, 255]]], np.uint8), geometry)
+        np.testing.assert_array_equal(labels, [[0, 10, 255, 255, 255]])
+    warnings = [r for r in caplog.records if 'does not have' in r.getMessage()]
+    assert len(warnings) == 2 and '[11, 200]' in warnings[1].getMessage()
 
 
 def test_outputs_that_do_not_fit_the_spec():
