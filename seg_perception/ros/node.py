@@ -40,7 +40,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.logging import get_logger_level, LoggingSeverity, set_logger_level
+from rclpy.logging import get_logger_effective_level, LoggingSeverity, set_logger_level
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -530,8 +530,8 @@ def main(args: Optional[List[str]] = None) -> int:
     """Run the node until shutdown; exit 1 on bad arguments or parameters or a failed autostart."""
     keep_large_buffers()
     # rcl logs a bare 'Failed to parse global arguments' before it raises; the one line below
-    # says what is wrong, so rcl is quiet during init (unless --log-level set it).
-    rcl_level = get_logger_level('rcl')
+    # says what is wrong, so rcl is quiet during init (unless --log-level set it). Humble's rclpy
+    # has no get_logger_level, so the level goes back to unset (inherit) afterwards.
     set_logger_level('rcl', LoggingSeverity.FATAL)
     try:
         rclpy.init(args=args)
@@ -539,8 +539,8 @@ def main(args: Optional[List[str]] = None) -> int:
         print(f'segmentation_node: error: {init_error_message(error)}', file=sys.stderr)
         return 1
     finally:
-        if get_logger_level('rcl') == LoggingSeverity.FATAL:
-            set_logger_level('rcl', rcl_level)
+        if get_logger_effective_level('rcl') == LoggingSeverity.FATAL:
+            set_logger_level('rcl', LoggingSeverity.UNSET)
     node: Optional[SegmentationNode] = None
     code = 0
     try:
