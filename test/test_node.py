@@ -400,3 +400,36 @@ def test_namespace_and_image_remapping(labels_model, camvid_samples, tmp_path):
     finally:
         peer.close()
         assert node.stop() == 0, node.log()
+
+
+def test_sigterm_and_sigint_end_the_node_cleanly(labels_model, camvid_samples, tmp_path):
+    """Exit 0 and no traceback or error, idle or with frames in flight, whenever the signal."""
+    import signal
+
+    # SIGTERM shuts rclpy down without raising; it used to land between the diagnostics timer's
+    # wake-ups (every 0.5 s here) and end the node with an RCLError traceback, exit 1
+    for run, delay in enumerate((0.0, 0.5, 1.0, 1.5, 2.0, 2.5)):
+        node = NodeProcess(dict(NODE_PARAMETERS, model_path=labels_model), name=f'term{run}',
+                           log_dir=str(tmp_path))
+        assert wait_until(lambda: 'listening on' in node.log() or not node.running(),
+                          START_TIMEOUT), node.log()
+        time.sleep(delay)
+        code = node.stop(signal.SIGTERM)
+        assert code == 0 and 'Traceback' not in node.log(), node.log()
+    # frames in flight: the worker's last publish fails on the dead context, quietly
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        node = NodeProcess(dict(NODE_PARAMETERS, model_path=labels_model),
+                           name=f'busy{int(sig)}', log_dir=str(tmp_path))
+        peer = Peer(node.fqn, outputs=('labels', 'overlay', 'color'))
+        try:
+            rgb = camvid_samples[0][1]
+            assert peer.wait_ready(peer.make_message(rgb, 'rgb8'), START_TIMEOUT), node.log()
+            message = peer.make_message(rgb, 'rgb8')
+            for _ in range(20):
+                peer.publish(message, restamp=True)
+                time.sleep(0.01)
+            code = node.stop(sig)
+        finally:
+            peer.close()
+        assert code == 0, node.log()
+        assert 'Traceback' not in node.log() and 'processing_failed' not in node.log(), node.log()

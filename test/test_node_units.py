@@ -75,6 +75,11 @@ def test_stats_use_the_expected_rate_when_known():
     stats.frame_received(1.0)
     stats.frame_received(1.0 + 4 / 30.0)
     assert stats.lost_upstream == 3
+    # a deactivate/activate cycle: the frames sent meanwhile were not lost upstream
+    stats.restart_stream()
+    stats.frame_received(5.0)
+    stats.frame_received(5.0 + 1 / 30.0)
+    assert stats.lost_upstream == 3 and stats.received == 4
 
 
 def test_stats_percentiles_counters_and_level():

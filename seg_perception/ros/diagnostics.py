@@ -76,6 +76,11 @@ class NodeStats:
             if period > 0 and interval > GAP_FACTOR * period:
                 self.lost_upstream += int(round(interval / period)) - 1
 
+    def restart_stream(self) -> None:
+        """Forget the last stamp: the next frame starts a new stream (no gap to the old one)."""
+        with self._lock:
+            self._last_stamp = None
+
     def frame_rejected(self, reason: str, message: str) -> None:
         """Count a frame rejected for a reason."""
         with self._lock:

@@ -208,6 +208,7 @@ class SegmentationNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the input and start publishing."""
+        self._stats.restart_stream()  # frames sent while inactive were not lost upstream
         message_type = CompressedImage if self._compressed else Image
         self._subscription = self.create_subscription(
             message_type, self.input_topic, self._on_image,
@@ -374,6 +375,8 @@ class SegmentationNode(LifecycleNode):
             try:
                 self._process(frame)
             except Exception as error:  # noqa: BLE001 - the worker must survive any frame
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C, SIGTERM): the publishers are gone
                 self._reject('processing_failed', f'{type(error).__name__}: {error}')
 
     def _close_retired(self) -> None:
@@ -554,6 +557,11 @@ def main(args: Optional[List[str]] = None) -> int:
             spinner.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise
+        # SIGTERM shuts the context down without raising: whatever rclpy did next (wait on the
+        # executor, publish the class parameters of a swap) fails on the dead context. Clean.
     except StartupError:
         code = 1
     except SegPerceptionError as error:

@@ -113,14 +113,14 @@ class NodeProcess:
         """Return whether the process is still alive."""
         return self.process.poll() is None
 
-    def stop(self) -> int:
+    def stop(self, sig: int = signal.SIGINT) -> int:
         """
         Interrupt the node (SIGINT, as Ctrl-C), wait, kill if needed; return its exit code.
 
         A log folder this object created is removed after a clean exit and kept otherwise.
         """
         if self.running():
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
