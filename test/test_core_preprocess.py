@@ -176,3 +176,16 @@ def test_other_encodings_reach_the_tensor(frame, encoding):
     # mono is resized before it is replicated, bayer/yuv after conversion: both equal the
     # reference within rounding
     assert mean_error(tensor[0].transpose(1, 2, 0), reference) < 1.0
+
+
+@pytest.mark.parametrize('source, rows', [((1200, 1920), (2, 28)), ((460, 800), (3, 27))])
+def test_content_at_lower_output_resolution_keeps_half_covered_borders(source, rows):
+    """
+    Letterboxed into 120x160, predicted at 30x40: the content starts and ends mid-row.
+
+    The content covers rows 2.5-27.5 for a 1920x1200 camera and 3.5-26.5 for an 800x460 one;
+    a border row at least half covered is kept on both sides, whatever the parity.
+    """
+    row_slice, column_slice = Geometry.letterbox(source, (120, 160)).content_slices((30, 40))
+    assert (row_slice.start, row_slice.stop) == rows
+    assert (column_slice.start, column_slice.stop) == (0, 40)

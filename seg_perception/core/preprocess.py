@@ -23,6 +23,7 @@ never by content. :class:`Geometry` records what :mod:`postprocess` needs to und
 """
 
 from dataclasses import dataclass
+import math
 from typing import Dict, Optional, Tuple
 
 import cv2
@@ -33,6 +34,7 @@ from seg_perception.core.spec import ModelSpec
 
 # Same interpolation as training (seg_perception/models/data.py) so the model sees what it learnt.
 IMAGE_INTERPOLATION = cv2.INTER_LINEAR
+HALF_PIXEL_TOLERANCE = 1e-9  # content borders computed in floating point may miss .5 by an ulp
 UINT16_TO_UINT8 = 255.0 / 65535.0
 
 # OpenCV's 4-letter Bayer names match sensor_msgs (bayer_rggb8 has R at row 0, column 0); the
@@ -126,15 +128,29 @@ class Geometry:
         Return the row and column slices of the image content in an output map.
 
         ``output_hw`` is the output's height and width when it differs from the input size (a
-        model that predicts at a lower resolution); the content box is scaled to it.
+        model that predicts at a lower resolution); the content box is scaled to it. A row or
+        column at the border is kept when at least half of it is content (the same rule on every
+        side, whatever the parity of the sizes).
         """
         out_height, out_width = output_hw or (self.input_height, self.input_width)
         scale_y, scale_x = out_height / self.input_height, out_width / self.input_width
-        top = int(round(self.content_top * scale_y))
-        left = int(round(self.content_left * scale_x))
-        bottom = max(top + 1, int(round((self.content_top + self.content_height) * scale_y)))
-        right = max(left + 1, int(round((self.content_left + self.content_width) * scale_x)))
+        top = _first_half_covered(self.content_top * scale_y)
+        left = _first_half_covered(self.content_left * scale_x)
+        bottom = max(top + 1, _end_half_covered(
+            (self.content_top + self.content_height) * scale_y))
+        right = max(left + 1, _end_half_covered(
+            (self.content_left + self.content_width) * scale_x))
         return slice(top, min(bottom, out_height)), slice(left, min(right, out_width))
+
+
+def _first_half_covered(start: float) -> int:
+    """Return the first output row (or column) at least half covered by content from start."""
+    return max(0, math.ceil(start - 0.5 - HALF_PIXEL_TOLERANCE))
+
+
+def _end_half_covered(end: float) -> int:
+    """Return one past the last output row (or column) at least half covered up to end."""
+    return math.floor(end + 0.5 + HALF_PIXEL_TOLERANCE)
 
 
 class Preprocessor:
