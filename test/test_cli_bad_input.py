@@ -169,3 +169,15 @@ def test_model_files_that_are_no_models_are_named(capsys, tmp_path):
                            (['bench', '--model', folder, '--repeats', '1'], 'is not a file')):
         code, _, err = run_cli(capsys, *argv)
         assert code == 1 and fragment in err and 'Traceback' not in err, err
+
+
+def test_make_bag_start_stamp_is_exact_to_the_nanosecond(capsys, tmp_path, folders):
+    images, _ = folders
+    bag = tmp_path / 'stamped.mcap'
+    code, _, err = run_cli(capsys, 'make-bag', '--images', images, '--out', bag,
+                           '--start-stamp', '1700000000.123456789', '--rate', '4')
+    assert code == 0, err
+    with bagio.BagReader(str(bag)) as reader:
+        stamps = [bagio.stamp_ns(reader.deserialize(m))
+                  for m in reader.messages([bagio.DEFAULT_IMAGE_TOPIC])]
+    assert stamps == [1_700_000_000_123_456_789, 1_700_000_000_373_456_789]

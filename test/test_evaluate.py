@@ -135,6 +135,53 @@ def test_ground_truth_is_matched_by_stamp(capsys, tmp_path, labels_model):
     assert '2 skipped (gt_size_mismatch 1, no_gt 1)' in out
 
 
+def test_matching_edge_cases_duplicates_window_and_max(capsys, tmp_path, labels_model):
+    """
+    Duplicate image stamps while waiting, a label after the window, and --max.
+
+    Images 0 and 0' share a stamp and wait for their label: the first is scored, the second
+    counted as a duplicate. Image 1's label comes 6 s later (window 5 s) with nothing between:
+    the image has no label and the label no image. Image 2 has none at all.
+    """
+    folders = sample_folders(str(tmp_path), 3)
+    pairs = sample_pairs(folders)
+    path = str(tmp_path / 'edges.mcap')
+    second = 1_000_000_000
+    with bagio.BagWriter(path) as writer:
+        store = writer.store
+        writer.write('/cam/image', stamp_of(0), _image(store, pairs[0][0], stamp_of(0)))
+        writer.write('/cam/image', stamp_of(0) + 1, _image(store, pairs[1][0], stamp_of(0)))
+        writer.write('/gt', stamp_of(0) + 2, _labels(store, pairs[0][1], stamp_of(0)))
+        writer.write('/cam/image', stamp_of(1), _image(store, pairs[1][0], stamp_of(1)))
+        writer.write('/gt', stamp_of(1) + 6 * second, _labels(store, pairs[1][1], stamp_of(1)))
+        writer.write('/cam/image', stamp_of(1) + 7 * second,
+                     _image(store, pairs[2][0], stamp_of(2)))
+
+    def evaluate(*extra):
+        code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--bag', path,
+                               '--image-topic', '/cam/image', '--gt-topic', '/gt',
+                               '--match-window', '5', '--report', tmp_path / 'r', *extra)
+        assert code == 0, err
+        return load_metrics(tmp_path / 'r')['frames']
+
+    frames = evaluate()
+    assert frames['inputs'] == 4 and frames['evaluated'] == 1
+    assert frames['skip_reasons'] == {'duplicate_stamp': 1, 'no_gt': 2}
+    assert frames['gt_without_image'] == 1
+    frames = evaluate('--max', '3')  # the third frame is image 1, expired without a label
+    assert frames['inputs'] == 3 and frames['skip_reasons'] == {'duplicate_stamp': 1, 'no_gt': 1}
+    assert frames['gt_without_image'] == 0
+
+
+def test_max_does_not_orphan_labels(capsys, tmp_path, labels_model, folders):
+    images, labels = folders
+    code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--images', images,
+                           '--labels', labels, '--max', '2', '--report', tmp_path / 'r')
+    assert code == 0, err
+    frames = load_metrics(tmp_path / 'r')['frames']
+    assert frames['evaluated'] == 2 and frames['gt_without_image'] == 0
+
+
 def test_recorded_predictions_score_like_the_model(capsys, tmp_path, labels_model, folders):
     images, labels = folders
     bag = make_bag(capsys, str(tmp_path / 'gt.mcap'), images, '--labels', labels)

@@ -186,7 +186,7 @@ def test_infer_bad_topics_fail_with_one_line(capsys, tmp_path, labels_model, fol
         (['--topic', '/nope'], "image topic '/nope' not found; the bag has /camera/camera_info"),
         (['--topic', '/camera/camera_info'],
          "'/camera/camera_info' has type sensor_msgs/msg/CameraInfo; expected"),
-        ([], '2 image topics; choose one with --topic'),
+        ([], '2 camera image topics; choose one with --topic'),
     ]
     # with a label topic named like a camera, the default topic is ambiguous
     ambiguous = make_bag(capsys, str(tmp_path / 'ambiguous.mcap'), folders[0], '--labels',

@@ -379,8 +379,13 @@ def _check_mode(args: argparse.Namespace) -> str:
     return mode
 
 
-def _stamp_index(reader: Any, topics: Sequence[str]) -> Dict[str, Dict[int, Tuple[str, Any]]]:
-    """Return {topic: {stamp: (msgtype, message)}} for small auxiliary topics of a bag."""
+def _stamp_index(reader: Any, topics: Sequence[str], duplicates: Optional[Dict[str, int]] = None
+                 ) -> Dict[str, Dict[int, Tuple[str, Any]]]:
+    """
+    Return {topic: {stamp: (msgtype, message)}} for small auxiliary topics of a bag.
+
+    The first message of a stamp wins; later ones are counted per topic in ``duplicates``.
+    """
     from seg_perception.tools import bagio
 
     index: Dict[str, Dict[int, Tuple[str, Any]]] = {t: {} for t in topics}
@@ -389,7 +394,12 @@ def _stamp_index(reader: Any, topics: Sequence[str]) -> Dict[str, Dict[int, Tupl
             decoded = reader.deserialize(message)
         except DataError:
             continue
-        index[message.topic].setdefault(bagio.stamp_ns(decoded), (message.msgtype, decoded))
+        stamp = bagio.stamp_ns(decoded)
+        if stamp in index[message.topic]:
+            if duplicates is not None:
+                duplicates[message.topic] = duplicates.get(message.topic, 0) + 1
+            continue
+        index[message.topic][stamp] = (message.msgtype, decoded)
     return index
 
 
@@ -404,7 +414,9 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
     if args.image_topic:
         gt_reader.require_topic(args.image_topic, bagio.IMAGE_TYPES, 'image topic')
         aux.append(args.image_topic)
-    gt_index = _stamp_index(gt_reader, aux)
+    duplicates: Dict[str, int] = {}
+    gt_index = _stamp_index(gt_reader, aux, duplicates)
+    stats.duplicate_gt += duplicates.get(args.gt_topic, 0)
     drivable_index: Dict[int, Tuple[str, Any]] = {}
     if args.pred_drivable_topic in pred_reader.topics():
         drivable_index = _stamp_index(pred_reader, [args.pred_drivable_topic])[
@@ -413,7 +425,7 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
     produced = 0
     for message in pred_reader.messages([args.pred_topic]):
         if args.max is not None and produced >= args.max:
-            break
+            return  # not every prediction was read: no label can be called imageless
         job = frames.image_job(pred_reader, message, pred_type, produced, labels=True)
         produced += 1
         if job.stamp is None:
@@ -504,7 +516,7 @@ def run(args: argparse.Namespace) -> int:
             readers.append(reader)
             reader.open()
             from seg_perception.tools.infer import choose_image_topic
-            image_topic = choose_image_topic(reader, args.image_topic)
+            image_topic = choose_image_topic(reader, args.image_topic, '--image-topic')
             jobs = frames.matched_bag_jobs(reader, image_topic, args.gt_topic, setup.gt_lut,
                                            stats, args.match_window, args.max)
             count = reader.topics().get(image_topic)

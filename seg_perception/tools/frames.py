@@ -189,7 +189,8 @@ def folder_jobs(images: str, labels: Optional[str] = None, lut: Optional[np.ndar
 
     An image without a label file becomes a job skipped with reason ``no_gt``.
     """
-    files = list_images(images)[::max(1, every)]
+    every_file = list_images(images)
+    files = every_file[::max(1, every)]
     if limit is not None:
         files = files[:limit]
     label_files: Dict[str, Path] = {}
@@ -206,8 +207,8 @@ def folder_jobs(images: str, labels: Optional[str] = None, lut: Optional[np.ndar
             else:
                 job.load_gt = _bind(read_label, label_path, lut)
         jobs.append(job)
-    used = {p.stem for p in files}
-    orphans = sum(1 for stem in label_files if stem not in used) if labels else 0
+    images_there = {p.stem for p in every_file}  # --every/--max leave labels out, not orphaned
+    orphans = sum(1 for stem in label_files if stem not in images_there) if labels else 0
     return jobs, orphans
 
 
@@ -314,6 +315,8 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
 
     def expire(now: int) -> Iterator[FrameJob]:
         for stamp in [s for s, j in images.items() if j.log_time < now - window]:
+            if done():
+                return
             job = images.pop(stamp)
             job.skip = 'no_gt'
             job.skip_message = f'{image_topic} stamp {bagio.format_stamp(stamp)}: no label on ' \
@@ -328,6 +331,8 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
 
     try:
         for message in reader.messages([image_topic, gt_topic]):
+            # what waited longer than the window expires before this message can match it
+            yield from expire(message.log_time)
             if done():
                 return
             if message.topic == image_topic:
@@ -335,13 +340,14 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                 if job.stamp is None:
                     yield emit(job)
                     continue
-                label = labels.pop(job.stamp, None)
-                if job.stamp in matched:
+                if job.stamp in matched or job.stamp in images:
                     job.skip = 'duplicate_stamp'
                     job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)} ' \
                                        'seen before; scored once'
                     yield emit(job)
-                elif label is not None:
+                    continue
+                label = labels.pop(job.stamp, None)
+                if label is not None:
                     matched.add(job.stamp)
                     job.load_gt = label[1]
                     yield emit(job)
@@ -365,7 +371,6 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                     stats.duplicate_gt += 1
                 else:
                     labels[stamp] = (message.log_time, loader)
-            yield from (j for j in expire(message.log_time) if not done())
     except bagio.BagReadError:
         for job in sorted(images.values(), key=lambda j: j.log_time):
             job.skip = 'bag_truncated'

@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pipeline.add_pool_arguments(parser)
 
 
-def choose_image_topic(reader: Any, topic: Optional[str]) -> str:
-    """Return topic, or the bag's only image topic; several or none raise DataError."""
+def choose_image_topic(reader: Any, topic: Optional[str], option: str = '--topic') -> str:
+    """Return topic, or the bag's only camera topic; several or none raise DataError."""
     from seg_perception.core.errors import DataError
     from seg_perception.tools import bagio
 
@@ -83,8 +83,10 @@ def choose_image_topic(reader: Any, topic: Optional[str]) -> str:
         return candidates[0]
     if not reader.topics():
         raise DataError(f'{reader.path}: the bag is empty (no topics)')
-    which = 'no image topic' if not candidates else f'{len(candidates)} image topics'
-    raise DataError(f'{reader.path}: {which}; choose one with --topic '
+    which = ('no image topic' if not candidates else
+             f'{len(cameras)} camera image topics' if len(cameras) > 1 else
+             f'{len(candidates)} image topics')
+    raise DataError(f'{reader.path}: {which}; choose one with {option} '
                     f'({reader.describe_topics()})')
 
 

@@ -22,12 +22,13 @@ in the format of the ROS ``camera_calibration`` package.
 """
 
 import argparse
+import decimal
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from seg_perception.core.errors import DataError
 from seg_perception.core.spec import read_yaml
-from seg_perception.tools.argtypes import positive_float, positive_int, topic_name, within
+from seg_perception.tools.argtypes import positive_float, positive_int, topic_name
 
 DEFAULT_RATE_HZ = 10.0
 MAX_START_STAMP_S = 2.0 ** 31 - 3600.0  # builtin_interfaces/Time.sec is int32; room for the frames
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--classes', metavar='TABLE',
                         help='class table (name or YAML) whose label LUT is applied to the '
                              'labels, e.g. camvid maps void 11 to 255; default: labels as-is')
-    parser.add_argument('--start-stamp', type=within(0.0, MAX_START_STAMP_S), metavar='SEC',
+    parser.add_argument('--start-stamp', type=stamp_seconds, metavar='SEC',
                         help='stamp of the first frame in seconds since the epoch (default: now)')
     parser.add_argument('--storage', choices=bagio.STORAGES, default=bagio.DEFAULT_STORAGE,
                         help='storage of a bag directory output (default %(default)s)')
@@ -73,6 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=bagio.DEFAULT_DISTRO,
                         help='message definitions stored in a ROS 2 bag (default %(default)s)')
     parser.add_argument('--max', type=positive_int, metavar='N', help='use at most N frames')
+
+
+def stamp_seconds(text: str) -> int:
+    """Parse seconds since the epoch exactly (no float rounding) into nanoseconds."""
+    try:
+        seconds = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number of seconds') from None
+    if not seconds.is_finite() or not 0 <= seconds <= decimal.Decimal(MAX_START_STAMP_S):
+        raise argparse.ArgumentTypeError(f'{text!r} must be in [0, {MAX_START_STAMP_S:.0f}] s '
+                                         '(builtin_interfaces/Time.sec is int32)')
+    return int(seconds * 1_000_000_000)
 
 
 def load_camera_info(path: str) -> Dict[str, Any]:
@@ -114,8 +127,9 @@ def load_camera_info(path: str) -> Dict[str, Any]:
     d = matrix('distortion_coefficients', range(0, 15), [])
     r = matrix('rectification_matrix', (9,), identity)
     p = matrix('projection_matrix', (12,), k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])
-    model = str(data.get('distortion_model', 'plumb_bob' if len(d) in (0, 5) else
-                         'rational_polynomial'))
+    guess = ('plumb_bob' if len(d) in (0, 5) else 'equidistant' if len(d) == 4 else
+             'rational_polynomial')  # the sensor_msgs/distortion_models names
+    model = str(data.get('distortion_model', guess))
     return {'width': width, 'height': height, 'distortion_model': model, 'd': d, 'k': k,
             'r': r, 'p': p}
 
@@ -140,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     for job in unlabelled:
         job.skip = None  # the frame goes into the bag without a label
     calibration = load_camera_info(args.camera_info) if args.camera_info else None
-    start = int((time.time() if args.start_stamp is None else args.start_stamp) * 1e9)
+    start = time.time_ns() if args.start_stamp is None else args.start_stamp
     period = 1e9 / args.rate
     writer = bagio.BagWriter(args.out, storage=args.storage, distro=args.distro)
     try:
