@@ -56,6 +56,9 @@ def run_usage(capsys, *argv):
     (['train', '--data', 'd', '--out', 'o', '--ohem', '5'], '--ohem'),
     (['demo', '--alpha', '5'], "--alpha: '5' must be in [0, 1]"),
     (['bench', '--core', '--repeats', '0'], '--repeats'),
+    (['bench', '--model', 'lraspp', '--bench-threads', '0'], '--bench-threads'),
+    (['export', '--arch', 'lraspp', '--out', 'x.onnx', '--opset', '7'],
+     "--opset: '7' must be an integer in [12, 23]"),
 ])
 def test_bad_values_are_bad_usage(capsys, argv, fragment):
     code, err = run_usage(capsys, *argv)
@@ -181,3 +184,29 @@ def test_make_bag_start_stamp_is_exact_to_the_nanosecond(capsys, tmp_path, folde
         stamps = [bagio.stamp_ns(reader.deserialize(m))
                   for m in reader.messages([bagio.DEFAULT_IMAGE_TOPIC])]
     assert stamps == [1_700_000_000_123_456_789, 1_700_000_000_373_456_789]
+
+
+def test_build_engine_checks_its_outputs_before_tensorrt(capsys, tmp_path, labels_model):
+    code, _, err = run_cli(capsys, 'build-engine', labels_model, '--out', labels_model)
+    assert code == 1 and 'is the input model' in err, err
+    code, _, err = run_cli(capsys, 'build-engine', labels_model, '--out', tmp_path / 'm.engine',
+                           '--timing-cache', tmp_path / 'no' / 'cache')
+    assert code == 1 and 'does not exist' in err, err
+
+
+def test_an_engine_sidecar_names_the_whole_file(tmp_path, labels_model):
+    """build-engine's model.engine.yaml wins; model.yaml (an ONNX's sidecar) is the fallback."""
+    import dataclasses
+
+    import onnxruntime
+
+    from seg_perception.core.spec import load_spec, named_sidecar_path
+
+    session = onnxruntime.InferenceSession(labels_model, providers=['CPUExecutionProvider'])
+    spec = load_spec(labels_model, session.get_modelmeta().custom_metadata_map)
+    engine = tmp_path / 'model.engine'
+    engine.write_bytes(b'engine')
+    dataclasses.replace(spec, channel_order='bgr').save_yaml(str(tmp_path / 'model.yaml'))
+    assert load_spec(str(engine)).channel_order == 'bgr'
+    spec.save_yaml(named_sidecar_path(str(engine)))
+    assert load_spec(str(engine)).channel_order == spec.channel_order == 'rgb'

@@ -185,3 +185,21 @@ def test_bad_segmenter_arguments(labels_model, tmp_path):
                    drivable_config=DrivableConfig(min_area=0.0)) as segmenter:
         assert segmenter.process(np.zeros((4, 4, 3), np.uint8)).labels.shape == (4, 4)
     assert (tmp_path / 'c').is_dir()
+
+
+def test_class_tables_named_by_a_sidecar(tmp_path, monkeypatch):
+    """A bare name is a bundled table; a relative path is relative to the sidecar's folder."""
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    bundled = folder / 'bundled.yaml'
+    bundled.write_text(yaml.safe_dump(dict(BASE, classes_file='camvid')))
+    assert len(ModelSpec.from_yaml(str(bundled)).classes) == 11
+    (folder / 'mine.yaml').write_text(yaml.safe_dump({
+        'name': 'mine', 'classes': [ONE_CLASS, {'id': 0, 'name': 'Sky',
+                                                'color': [128, 128, 128]}],
+        'drivable': ['Road']}))
+    own = folder / 'own.yaml'
+    own.write_text(yaml.safe_dump(dict(BASE, classes='mine.yaml')))
+    monkeypatch.chdir(tmp_path)  # not the sidecar's folder
+    spec = ModelSpec.from_yaml(str(own))
+    assert spec.class_names == ['Sky', 'Road'] and spec.drivable_classes == ['Road']

@@ -129,7 +129,10 @@ def test_family_parity_on_camvid(arch, backbone, frames, tmp_path):
     assert np.abs(logits - reference).max() < LOGITS_TOLERANCE
     assert np.mean(logits.argmax(1) == reference_labels) >= MIN_LABEL_AGREEMENT
     assert metadata_spec(logits_path).to_dict() == spec_logits.to_dict()
-    assert summary.params == sum(p.numel() for p in model.parameters())
+    # the parameters the graph uses: smp's PSPNet (encoder depth 3) never runs ResNet stages 3-4
+    unused = sum(p.numel() for name, p in model.named_parameters()
+                 if arch == 'pspnet' and ('encoder.layer3.' in name or 'encoder.layer4.' in name))
+    assert summary.params == sum(p.numel() for p in model.parameters()) - unused
     assert summary.file_bytes == os.path.getsize(logits_path)
 
     # the default deployment graph: uint8 NHWC pixels in, uint8 labels out, batch 1

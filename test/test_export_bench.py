@@ -15,6 +15,7 @@
 """``seg-perception bench --model``: the table and JSON it produces (no timing asserts)."""
 
 import json
+import os
 
 from seg_perception.tools import cli
 
@@ -40,7 +41,9 @@ def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
     # mIoU against the CamVid sample labels, for both precisions
     assert arch['eval_frames'] == 3
     assert 0.0 <= arch['miou_fp32'] <= 1.0 and 0.0 <= arch['miou_int8'] <= 1.0
-    assert onnx_file['ort_file_ms'] > 0 and 'torch_ms' not in onnx_file
+    # an fp32 file is timed in the fp32 column, at the spec's input size
+    assert onnx_file['ort_fp32_ms'] > 0 and 'torch_ms' not in onnx_file
+    assert 'ort_int8_ms' not in onnx_file and onnx_file['size'] == '128x96'
     assert f"| pspnet-resnet18 | 128x96 | {arch['torch_ms']:.1f} |" in out
 
 
@@ -53,3 +56,13 @@ def test_bench_bad_input(tmp_path, capsys):
     assert cli.main(['bench', '--model', 'lraspp', 'unet', '--bench-weights', 'x.pt']
                     + FAST) == 1
     assert '--bench-weights needs exactly one architecture' in capsys.readouterr().err
+
+
+def test_bench_an_int8_file_in_the_int8_column(tmp_path, capsys):
+    """The bundled INT8 QDQ model is timed as INT8, not as fp32."""
+    int8 = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'models',
+                        'camvid_lraspp_int8.onnx')
+    report = tmp_path / 'bench.json'
+    assert cli.main(['bench', '--model', int8, '--json', str(report)] + FAST) == 0
+    row = json.loads(report.read_text())['results'][0]
+    assert row['ort_int8_ms'] > 0 and 'ort_fp32_ms' not in row and row['size'] == '480x360'

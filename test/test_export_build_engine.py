@@ -111,5 +111,5 @@ def test_real_engine_build(labels_model, tmp_path, capsys):
                                    capsys)
     assert code == 0
     assert out.stat().st_size > 0 and cache.stat().st_size > 0
-    spec = ModelSpec.from_yaml(str(tmp_path / 'model.yaml'))
+    spec = ModelSpec.from_yaml(str(tmp_path / 'model.engine.yaml'))
     assert spec.output_kind == 'labels' and 'TensorRT' in stdout

@@ -132,6 +132,15 @@ def test_resume_from_a_file_that_is_no_checkpoint(tmp_path):
     garbage = tmp_path / 'garbage.pt'
     garbage.write_bytes(b'\x11' * 64)
     result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1,
-                    '--resume', garbage])
+                    '--batch-size', 1, '--resume', garbage])
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert str(garbage) in result.stderr and 'not a checkpoint' in result.stderr
+
+
+def test_fewer_images_than_the_batch_size_is_an_error(tmp_path):
+    make_dataset(tmp_path / 'data', count=2)
+    result = train(['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--epochs', 1,
+                    '--batch-size', 4])
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert '2 training images, fewer than the batch size 4' in result.stderr
+    assert not (tmp_path / 'run' / 'best.pt').exists()

@@ -204,11 +204,14 @@ class ModelSpec:
         table: Optional[ClassTable] = None
         key = 'classes_file' if 'classes_file' in data else 'classes'
         path = data.pop('classes_file', data.get('classes'))
-        if key == 'classes_file':
-            if not isinstance(path, str) or not path:
-                raise SpecError(f'{source}: field {key!r} must be a path, got {path!r}')
-            if not os.path.isabs(path) and source not in ('<memory>',):
-                path = os.path.join(os.path.dirname(source), path)
+        if key == 'classes_file' and (not isinstance(path, str) or not path):
+            raise SpecError(f'{source}: field {key!r} must be a path, got {path!r}')
+        if isinstance(path, str) and not os.path.isabs(path) and os.path.isfile(source):
+            # a relative table path is relative to the file that names it; a bare name such as
+            # 'camvid' is a bundled table unless that file exists there
+            beside = os.path.join(os.path.dirname(source), path)
+            if os.path.isfile(beside):
+                path = beside
         if isinstance(path, str):
             try:
                 table = load_class_table(path)
@@ -418,16 +421,34 @@ def spec_sidecar_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + '.yaml'
 
 
+def named_sidecar_path(model_path: str) -> str:
+    """
+    Return the sidecar that names the whole file (``model.engine`` -> ``model.engine.yaml``).
+
+    build-engine writes this one, so an engine built next to its ONNX (``model.onnx`` ->
+    ``model.engine``) never puts a spec in ``model.yaml``, which the ONNX would read too.
+    """
+    return model_path + '.yaml'
+
+
+def find_sidecar(model_path: str) -> Optional[str]:
+    """Return the model's sidecar YAML (``model.engine.yaml``, else ``model.yaml``) or None."""
+    for sidecar in (named_sidecar_path(model_path), spec_sidecar_path(model_path)):
+        if os.path.isfile(sidecar):
+            return sidecar
+    return None
+
+
 def load_spec(model_path: str, metadata: Optional[Mapping[str, str]] = None) -> ModelSpec:
     """Return the spec of a model: the sidecar YAML if present, else the embedded metadata."""
-    sidecar = spec_sidecar_path(model_path)
-    if os.path.exists(sidecar):
+    sidecar = find_sidecar(model_path)
+    if sidecar is not None:
         return ModelSpec.from_yaml(sidecar)
     if metadata and METADATA_KEY in metadata:
         return ModelSpec.from_json(metadata[METADATA_KEY], model_path)
     raise SpecError(f'{model_path}: no model spec: the file has no {METADATA_KEY!r} metadata '
-                    f'and there is no sidecar {sidecar} (export with `seg-perception export` '
-                    'or write the sidecar)')
+                    f'and there is no sidecar {spec_sidecar_path(model_path)} (export with '
+                    '`seg-perception export` or write the sidecar)')
 
 
 def read_yaml(path: str, what: str = 'file', error: Type[SegPerceptionError] = SpecError) -> Any:

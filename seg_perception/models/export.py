@@ -37,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 import warnings
 
 from seg_perception.core.errors import SegPerceptionError
@@ -46,6 +46,9 @@ from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, wr
 
 PRODUCER_NAME = 'seg_perception'
 DEFAULT_OPSET = 17
+# ArgMax's select_last_index (the fused labels output) needs 12; 23 is the newest tested with
+# the pinned torch and ONNX Runtime
+OPSET_RANGE = (12, 23)
 # the dynamo exporter has no implementations below opset 18
 DYNAMO_MIN_OPSET = 18
 
@@ -118,36 +121,42 @@ def check_output_path(out_path: str) -> str:
     return path
 
 
-def count_parameters(model) -> int:
-    """Return the number of parameters of a torch module."""
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-def probe_model(model, spec: ModelSpec, count_flops: bool = False) -> Optional[float]:
+def probe_model(model, spec: ModelSpec,
+                count_flops: bool = False) -> Tuple[Optional[float], int]:
     """
-    Run one forward pass at the spec size; check the logits shape, return GFLOPs if asked.
+    Run one forward pass at the spec size; check the logits shape.
 
-    Raises ExportError when the model's class count or output size does not match the spec.
+    Return GFLOPs (if asked) and the parameters of the modules the pass ran: unlike
+    ``model.parameters()`` that leaves out what the graph never uses, e.g. the last ResNet
+    stages that smp keeps in a PSPNet encoder of depth 3. Raises ExportError when the model's
+    class count or output size does not match the spec.
     """
     import torch
 
     dummy = torch.zeros(1, 3, spec.input_height, spec.input_width)
     gflops = None
-    with torch.no_grad():
-        if count_flops:
-            from torch.utils.flop_counter import FlopCounterMode
-            counter = FlopCounterMode(display=False)
-            with counter:
+    ran = set()
+    hooks = [module.register_forward_hook(lambda m, *_: ran.add(m)) for module in model.modules()]
+    try:
+        with torch.no_grad():
+            if count_flops:
+                from torch.utils.flop_counter import FlopCounterMode
+                counter = FlopCounterMode(display=False)
+                with counter:
+                    logits = model(dummy)
+                gflops = counter.get_total_flops() / 1e9
+            else:
                 logits = model(dummy)
-            gflops = counter.get_total_flops() / 1e9
-        else:
-            logits = model(dummy)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    used = int(sum(p.numel() for module in ran for p in module.parameters(recurse=False)))
     expected = (1, spec.num_classes, spec.input_height, spec.input_width)
     if tuple(logits.shape) != expected:
         raise ExportError(f'{spec.architecture}: model output shape {tuple(logits.shape)} does '
                           f'not match the spec (expected logits {expected}: '
                           f'{spec.num_classes} classes at the input size)')
-    return gflops
+    return gflops, used
 
 
 def export_core(model, spec: ModelSpec, opset: int = DEFAULT_OPSET, dynamic: bool = False,
@@ -253,7 +262,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     started = time.monotonic()
     path = check_output_path(out_path)
     model = model.eval()
-    gflops = probe_model(model, spec, count_flops)
+    gflops, used = probe_model(model, spec, count_flops)
     core = export_core(model, spec, opset, dynamic, simplify)
     summary_extra = {}
     if quantizer is not None:
@@ -268,7 +277,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
         raise ExportError(f'{out_path}: exported graph fails onnx.checker '
                           f'({str(error).splitlines()[0][:200]})') from None
     file_bytes = write_atomically(graph.SerializeToString(), path)
-    return ExportSummary(path=out_path, spec=spec, params=count_parameters(model),
+    return ExportSummary(path=out_path, spec=spec, params=used,
                          file_bytes=file_bytes, opset=graph_opset(graph),
                          seconds=time.monotonic() - started, gflops=gflops,
                          precision='int8' if quantizer is not None else 'fp32',

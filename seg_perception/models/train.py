@@ -160,6 +160,9 @@ class Trainer:
         self.num_classes = self.table.num_classes
         self.train_set = load_split(config.data, 'train', self.table, config.max_train_items)
         self.val_set = load_split(config.data, 'val', self.table, config.max_val_items)
+        if len(self.train_set) < config.batch_size:  # an epoch would make no optimizer step
+            raise DataError(f'{config.data}: {len(self.train_set)} training images, fewer than '
+                            f'the batch size {config.batch_size}; lower --batch-size')
         weights = class_weights(self.train_set, self.num_classes,
                                 power=config.class_weight_power)
         self.class_weight = torch.tensor(weights, device=self.device)

@@ -71,6 +71,17 @@ def within(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """Return a parser of integers in [low, high]."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f'{text!r} must be an integer in [{low}, {high}]')
+        return int(value)
+    parse.__name__ = f'int in [{low}, {high}]'
+    return parse
+
+
 positive_int = at_least(1)
 non_negative_int = at_least(0)
 positive_float = above(0.0)

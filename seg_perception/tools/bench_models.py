@@ -37,7 +37,7 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from seg_perception.core.errors import SegPerceptionError
-from seg_perception.tools.argtypes import non_negative_int, positive_int
+from seg_perception.tools.argtypes import positive_int
 from seg_perception.tools.bench_core import parse_size
 from seg_perception.tools.demo import SAMPLE_IMAGES
 
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--bench-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
                         help=f'input size (default {DEFAULT_SIZE}, rounded per architecture '
                              'to the nearest size it takes)')
-    parser.add_argument('--bench-threads', type=non_negative_int, default=DEFAULT_THREADS,
+    parser.add_argument('--bench-threads', type=positive_int, default=DEFAULT_THREADS,
                         help='intra-op threads for torch and ONNX Runtime (default '
                              '%(default)s)')
     parser.add_argument('--bench-calib', default=SAMPLE_IMAGES, metavar='DIR_OR_BAG',
@@ -207,12 +207,23 @@ def bench_architecture(name: str, args: argparse.Namespace, calibration,
 
 def bench_onnx_file(path: str, args: argparse.Namespace) -> Dict[str, object]:
     """Time an existing ONNX model with ONNX Runtime (no torch or INT8 counterpart)."""
+    import onnx
+
+    from seg_perception.core.errors import SpecError
+    from seg_perception.core.spec import load_spec
+
     session = ort_session(path, args.bench_threads)  # a missing, empty or bad file: named
     feed = zero_feed(session)
-    shape = next(iter(feed.values())).shape
-    return {'model': os.path.basename(path), 'size': 'x'.join(str(d) for d in shape),
-            'ort_file_ms': median_ms(lambda: session.run(None, feed), args.warmup,
-                                     args.repeats)}
+    try:
+        spec = load_spec(path, session.get_modelmeta().custom_metadata_map)
+        size = f'{spec.input_width}x{spec.input_height}'
+    except SpecError:  # a foreign model: its input shape as it is
+        size = 'x'.join(str(d) for d in next(iter(feed.values())).shape)
+    graph = onnx.load(path, load_external_data=False).graph
+    int8 = any(node.op_type == 'QuantizeLinear' for node in graph.node)
+    milliseconds = median_ms(lambda: session.run(None, feed), args.warmup, args.repeats)
+    return {'model': os.path.basename(path), 'size': size,
+            'ort_int8_ms' if int8 else 'ort_fp32_ms': milliseconds}
 
 
 def format_table(rows: List[Dict[str, object]], threads: int) -> str:
@@ -229,11 +240,11 @@ def format_table(rows: List[Dict[str, object]], threads: int) -> str:
         lines.append('| ' + ' | '.join([
             str(row['model']), str(row['size']),
             cell(row, 'torch_ms', '{:.1f}'),
-            cell(row, 'ort_fp32_ms', '{:.1f}') or cell(row, 'ort_file_ms', '{:.1f}'),
+            cell(row, 'ort_fp32_ms', '{:.1f}'),
             cell(row, 'ort_int8_ms', '{:.1f}'),
             cell(row, 'fp32_vs_torch', '{:.2f}x'), cell(row, 'int8_vs_fp32', '{:.2f}x'),
             cell(row, 'int8_label_agreement', '{:.2%}'),
-            cell(row, 'miou_fp32', '{:.4f}'), cell(row, 'miou_int8', '{:.4f}')]) + ' |')
+            cell(row, 'miou_fp32', '{:.1%}'), cell(row, 'miou_int8', '{:.1%}')]) + ' |')
     return '\n'.join(lines)
 
 

@@ -32,7 +32,7 @@ import time
 from typing import List
 
 from seg_perception.core.backends.base import check_model_file
-from seg_perception.core.errors import BackendError, ModelLoadError
+from seg_perception.core.errors import BackendError, DataError, ModelLoadError
 from seg_perception.tools.argtypes import positive_int
 
 TENSORRT_MAJOR = 10
@@ -158,22 +158,26 @@ def run(args: argparse.Namespace) -> int:
     """Build the engine, write it and its spec sidecar, and print a summary line."""
     import yaml
 
-    from seg_perception.core.spec import spec_sidecar_path
+    from seg_perception.core.spec import named_sidecar_path
     from seg_perception.models.export import check_output_path, write_atomically
 
-    if args.workspace < 1 or args.batch < 1:
-        raise BackendError('--workspace and --batch must be positive')
     spec, ops, _ = read_model_info(args.onnx)
     if args.int8 and 'QuantizeLinear' not in ops:
         raise ModelLoadError(f'{args.onnx}: --int8 needs an INT8 QDQ model (export it with '
                              '--quantize int8 --calib DIR); this model has no QuantizeLinear')
     out = args.out or os.path.splitext(args.onnx)[0] + '.engine'
     engine_path = check_output_path(out)
+    if os.path.abspath(engine_path) == os.path.abspath(args.onnx):
+        raise DataError(f'--out {out}: is the input model; choose another engine file')
+    if args.timing_cache:
+        folder = os.path.dirname(os.path.abspath(args.timing_cache))
+        if not os.path.isdir(folder):
+            raise DataError(f'--timing-cache {args.timing_cache}: folder {folder} does not exist')
     trt = import_tensorrt()
     started = time.monotonic()
     engine = build_serialized_engine(trt, args.onnx, args)
     size = write_atomically(engine, engine_path)
-    sidecar = spec_sidecar_path(engine_path)
+    sidecar = named_sidecar_path(engine_path)
     write_atomically(yaml.safe_dump(spec.to_dict(), sort_keys=False).encode(), sidecar)
     flags = '+'.join(f for f, on in (('fp16', args.fp16), ('int8', args.int8)) if on) or 'fp32'
     print(f'{out}: TensorRT {trt.__version__} engine, {flags}, {spec.summary()}, '
