@@ -54,7 +54,7 @@ def run_usage(capsys, *argv):
     (['train', '--data', 'd', '--out', 'o', '--val-every', '0'], '--val-every'),
     (['train', '--data', 'd', '--out', 'o', '--lr', '-1'], '--lr'),
     (['train', '--data', 'd', '--out', 'o', '--ohem', '5'], '--ohem'),
-    (['demo', '--alpha', '5'], "--alpha: '5' must be in [0, 1]"),
+    (['demo', '--alpha', '5'], "--alpha: '5' must be a number in [0, 1]"),
     (['bench', '--core', '--repeats', '0'], '--repeats'),
     (['bench', '--model', 'lraspp', '--bench-threads', '0'], '--bench-threads'),
     (['export', '--arch', 'lraspp', '--out', 'x.onnx', '--opset', '7'],

@@ -60,25 +60,16 @@ def above(minimum: float, kind: type = float) -> Callable[[str], float]:
     return parse
 
 
-def within(low: float, high: float) -> Callable[[str], float]:
-    """Return a parser of finite floats in [low, high]."""
+def within(low: float, high: float, kind: type = float) -> Callable[[str], float]:
+    """Return a parser of numbers in [low, high] (finite for floats)."""
+    what = 'an integer' if kind is int else 'a number'
+
     def parse(text: str) -> float:
-        value = _number(text, float)
+        value = _number(text, kind)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f'{text!r} must be in [{low:g}, {high:g}]')
+            raise argparse.ArgumentTypeError(f'{text!r} must be {what} in [{low:g}, {high:g}]')
         return value
-    parse.__name__ = f'float in [{low:g}, {high:g}]'
-    return parse
-
-
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """Return a parser of integers in [low, high]."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f'{text!r} must be an integer in [{low}, {high}]')
-        return int(value)
-    parse.__name__ = f'int in [{low}, {high}]'
+    parse.__name__ = f'{kind.__name__} in [{low:g}, {high:g}]'
     return parse
 
 

@@ -24,7 +24,7 @@ import argparse
 
 from seg_perception.core import spec as spec_module
 from seg_perception.models.zoo import ARCHITECTURES
-from seg_perception.tools.argtypes import int_in, positive_int
+from seg_perception.tools.argtypes import positive_int, within
 
 DEFAULT_HEIGHT = 360  # CamVid frames are 480x360
 DEFAULT_WIDTH = 480
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--resize-mode', choices=spec_module.RESIZE_MODES, default='resize',
                         help='how the runtime fits camera frames to the input size '
                              '(default %(default)s)')
-    parser.add_argument('--opset', type=int_in(*OPSET_RANGE), default=DEFAULT_OPSET,
+    parser.add_argument('--opset', type=within(*OPSET_RANGE, kind=int), default=DEFAULT_OPSET,
                         help='ONNX opset (default %(default)s; graphs only the dynamo exporter '
                              'can express get at least 18)')
     parser.add_argument('--dynamic', action='store_true', help='dynamic batch dimension')
