@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(VPY) -m pytest test/test_flake8.py test/test_pep257.py test/test_copyright.py
 
 bench: $(STAMP)
-	$(VENV)/bin/seg-perception bench --core
+	$(VENV)/bin/seg-perception bench core
 
 clean:
 	rm -rf $(VENV) out build install log

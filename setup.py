@@ -42,6 +42,7 @@ setup(
         *data_tree('launch'),
         *data_tree('config'),
         *data_tree('models'),
+        *data_tree('data/samples'),  # CamVid frames + licence: demo and bench defaults
     ],
     package_data={package_name: ['py.typed']},
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'onnxruntime', 'pyyaml',
@@ -60,11 +61,14 @@ setup(
     maintainer_email='dev@seg-perception.org',
     description='Semantic segmentation node and tools for driving (ROS 2).',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'segmentation_node = seg_perception.ros.node:main',
             'seg-perception = seg_perception.tools.cli:main',
+        ],
+        # the core's torch backend builds state-dict checkpoints through these (core < models)
+        'seg_perception.network_builders': [
+            'zoo = seg_perception.models.zoo:build_network',
         ],
     },
 )

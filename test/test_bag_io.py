@@ -24,7 +24,7 @@ import pytest
 
 from seg_perception.core.errors import DataError
 from seg_perception.core.spec import load_class_table
-from seg_perception.tools import bagio
+from seg_perception.io import bags as bagio
 
 CALIBRATION = """image_width: 480
 image_height: 360

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from seg_perception.core import Segmenter
-from seg_perception.core.defaults import default_model_path
+from seg_perception.core.resources import default_model_path
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
 
 # models/README.md, "Accuracy", row "10 committed sample frames"; floors = card - 3 points

@@ -19,7 +19,7 @@ import os
 from bag_helpers import run_cli, sample_folders
 import pytest
 
-from seg_perception.tools import bagio
+from seg_perception.io import bags as bagio
 
 
 @pytest.fixture(scope='module')
@@ -55,8 +55,10 @@ def run_usage(capsys, *argv):
     (['train', '--data', 'd', '--out', 'o', '--lr', '-1'], '--lr'),
     (['train', '--data', 'd', '--out', 'o', '--ohem', '5'], '--ohem'),
     (['demo', '--alpha', '5'], "--alpha: '5' must be a number in [0, 1]"),
-    (['bench', '--core', '--repeats', '0'], '--repeats'),
-    (['bench', '--model', 'lraspp', '--bench-threads', '0'], '--bench-threads'),
+    (['bench', 'core', '--repeats', '0'], '--repeats'),
+    (['bench', 'models', 'lraspp', '--threads', '0'], '--threads'),
+    (['bench', 'node', '--size', '0x720'], "--size: '0x720' must be positive"),
+    (['bench', 'models'], 'the following arguments are required: MODEL'),
     (['export', '--arch', 'lraspp', '--out', 'x.onnx', '--opset', '7'],
      "--opset: '7' must be an integer in [12, 23]"),
 ])
@@ -92,7 +94,7 @@ def test_outputs_that_cannot_be_written_name_the_path(capsys, tmp_path, folders)
         lines = err.strip().splitlines()
         assert code == 1 and len(lines) == 1, err
         assert str(blocker) in lines[0] and 'Not a directory' in lines[0], err
-    code, _, err = run_cli(capsys, 'bench', '--core', '--json', tmp_path / 'no' / 'b.json')
+    code, _, err = run_cli(capsys, 'bench', 'core', '--json', tmp_path / 'no' / 'b.json')
     assert code == 1 and 'does not exist' in err and 'Traceback' not in err, err
 
 
@@ -130,7 +132,7 @@ def test_make_bag_writes_unlabelled_frames_too(capsys, tmp_path, folders):
 def test_bench_model_names_a_broken_model(capsys, tmp_path):
     broken = tmp_path / 'random.onnx'
     broken.write_bytes(os.urandom(256))
-    code, _, err = run_cli(capsys, 'bench', '--model', broken, '--repeats', '1', '--warmup', '0')
+    code, _, err = run_cli(capsys, 'bench', 'models', broken, '--repeats', '1', '--warmup', '0')
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and str(broken) in lines[0], err
 
@@ -169,7 +171,7 @@ def test_model_files_that_are_no_models_are_named(capsys, tmp_path):
     folder = tmp_path / 'folder.onnx'
     folder.mkdir()
     for argv, fragment in ((['build-engine', empty], 'file is empty'),
-                           (['bench', '--model', folder, '--repeats', '1'], 'is not a file')):
+                           (['bench', 'models', folder, '--repeats', '1'], 'is not a file')):
         code, _, err = run_cli(capsys, *argv)
         assert code == 1 and fragment in err and 'Traceback' not in err, err
 

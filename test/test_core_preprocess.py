@@ -21,7 +21,8 @@ import pytest
 
 from seg_perception.core.errors import InputError
 from seg_perception.core.imagecodec import SUPPORTED_ENCODINGS
-from seg_perception.core.preprocess import Geometry, Preprocessor, to_rgb
+from seg_perception.core.imagecodec import to_rgb
+from seg_perception.core.preprocess import Geometry, Preprocessor
 from seg_perception.core.spec import load_class_table, ModelSpec
 
 EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'rgb16', 'bgr16', 'rgba16', 'bgra16')

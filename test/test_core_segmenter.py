@@ -27,7 +27,7 @@ import onnx
 import pytest
 
 from seg_perception.core import (InputError, ModelLoadError, Segmenter, SegResult, SpecError)
-from seg_perception.core import defaults
+from seg_perception.core import resources
 from seg_perception.core.drivable import DrivableConfig
 from seg_perception.core.preprocess import Geometry
 from seg_perception.core.segmenter import STAGES
@@ -278,19 +278,19 @@ def test_model_files_that_cannot_be_used(labels_model, tmp_path):
 
 
 def test_default_model_lookup(tmp_path, monkeypatch):
-    monkeypatch.setattr(defaults, 'SOURCE_MODELS_DIR', str(tmp_path / 'models'))
+    monkeypatch.setattr(resources, 'SOURCE_ROOT', str(tmp_path))
     monkeypatch.setattr(sys, 'prefix', str(tmp_path / 'prefix'))
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path / 'ament'))
     with pytest.raises(ModelLoadError, match='no bundled model; pass model_path'):
-        defaults.default_model_path()
+        resources.default_model_path()
     installed = tmp_path / 'prefix' / 'share' / 'seg_perception' / 'models'
     installed.mkdir(parents=True)
     (installed / 'camvid_lraspp.onnx').write_bytes(b'x')
-    assert defaults.default_model_path() == str(installed / 'camvid_lraspp.onnx')
+    assert resources.default_model_path() == str(installed / 'camvid_lraspp.onnx')
     (tmp_path / 'models').mkdir()
     (tmp_path / 'models' / 'camvid_b.onnx').write_bytes(b'x')
     (tmp_path / 'models' / 'camvid_a.onnx').write_bytes(b'x')
-    assert defaults.default_model_path() == str(tmp_path / 'models' / 'camvid_a.onnx')
+    assert resources.default_model_path() == str(tmp_path / 'models' / 'camvid_a.onnx')
 
 
 def test_importing_the_core_loads_no_ros_and_no_heavy_libraries():
@@ -305,7 +305,7 @@ def test_importing_the_core_loads_no_ros_and_no_heavy_libraries():
 
 def test_core_sources_never_import_ros():
     import ast
-    core = os.path.dirname(os.path.abspath(defaults.__file__))
+    core = os.path.dirname(os.path.abspath(resources.__file__))
     for folder, _, files in os.walk(core):
         for name in files:
             if not name.endswith('.py'):

@@ -15,7 +15,6 @@
 """Wrongly typed model specs, class tables and core API arguments raise typed, named errors."""
 
 import json
-import os
 import re
 
 import numpy as np
@@ -26,7 +25,8 @@ import yaml
 from seg_perception.core import (BackendError, InputError, ModelLoadError, SegPerceptionError,
                                  Segmenter, SpecError)
 from seg_perception.core.drivable import DrivableConfig
-from seg_perception.core.spec import CLASSES_DIR, load_class_table, METADATA_KEY, ModelSpec
+from seg_perception.core.spec import (load_class_table, METADATA_KEY, ModelSpec,
+                                      resolve_class_table_path)
 
 BASE = {'classes': 'camvid', 'input_height': 96, 'input_width': 128}
 ONE_CLASS = {'id': 3, 'name': 'Road', 'color': [128, 64, 128]}
@@ -112,7 +112,7 @@ TABLE_CASES = [
 def bad_table(folder, line):
     """Write the camvid class table with ``line`` replacing the line of its key; return it."""
     key = line.split(':')[0] + ':'
-    with open(os.path.join(CLASSES_DIR, 'camvid.yaml'), encoding='utf-8') as stream:
+    with open(resolve_class_table_path('camvid'), encoding='utf-8') as stream:
         kept = [k for k in stream.read().splitlines() if not k.startswith(key)]
     path = folder / 'table.yaml'
     path.write_text('\n'.join(kept + [line]) + '\n')

@@ -12,9 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The core's tools through the real CLI: ``bench --core`` and ``demo``."""
+"""The core's tools through the real CLI: ``bench core`` and ``demo``."""
 
 import json
+import os
 import shutil
 
 from core_models import export_nearest_color_model
@@ -29,20 +30,47 @@ SAMPLE_NAMES = ('0016E5_07959.png', '0016E5_08139.png')
 
 def test_bench_core_writes_every_stage(tmp_path, capsys):
     report = tmp_path / 'bench.json'
-    code = main(['bench', '--core', '--core-camera', '640x400', '--core-output', '320x160',
+    code = main(['bench', 'core', '--camera', '640x400', '--output', '320x160',
                  '--repeats', '3', '--warmup', '1', '--json', str(report)])
     assert code == 0
-    printed = capsys.readouterr().out
+    printed, warned = capsys.readouterr()
     assert '320x160 labels -> 640x400 camera' in printed and 'total median' in printed
+    assert 'deprecated' not in warned
     results = json.loads(report.read_text())
     assert results['camera'] == [400, 640] and results['output'] == [160, 320]
     assert set(results['stages']) == {'postprocess', 'drivable', 'colorize', 'total'}
     assert all(stage['median'] > 0 for stage in results['stages'].values())
 
 
+def test_bench_old_flat_spelling_still_runs_after_one_deprecation_line(tmp_path, capsys):
+    """``bench --core --core-camera ...`` (the last release's spelling) runs as ``bench core``."""
+    report = tmp_path / 'bench.json'
+    code = main(['bench', '--repeats', '2', '--core', '--core-camera', '640x400',
+                 '--core-output', '320x160', '--core-overlay', '--warmup', '0', '--json',
+                 str(report)])
+    assert code == 0
+    printed, warned = capsys.readouterr()
+    assert '320x160 labels -> 640x400 camera, 2 runs' in printed
+    lines = warned.strip().splitlines()
+    assert len(lines) == 1 and 'deprecated' in lines[0], warned
+    assert 'bench --core' in lines[0] and '"seg-perception bench core"' in lines[0]
+    results = json.loads(report.read_text())
+    assert results['camera'] == [400, 640] and results['repeats'] == 2
+    # the old flags are checked as before, and mixing them up is bad usage
+    with pytest.raises(SystemExit) as stopped:
+        main(['bench', '--core', '--core-camera', 'big'])
+    assert stopped.value.code == 2 and '--core-camera' in capsys.readouterr().err
+    assert main(['bench', '--core', '--node-size', '64x64']) == 2
+    assert '--node-size: not an option of bench core' in capsys.readouterr().err
+    assert main(['bench', '--repeats', '2', 'core']) == 2
+    assert 'after the benchmark name' in capsys.readouterr().err
+    assert main(['bench']) == 2
+    assert 'choose a benchmark: core | models | node' in capsys.readouterr().err
+
+
 def test_bench_core_rejects_zero_repeats(capsys):
     with pytest.raises(SystemExit) as stopped:
-        main(['bench', '--core', '--repeats', '0'])
+        main(['bench', 'core', '--repeats', '0'])
     assert stopped.value.code == 2
     assert "--repeats: '0' must be >= 1" in capsys.readouterr().err
 
@@ -81,9 +109,11 @@ def test_demo_errors_name_the_folder(tmp_path, capsys):
 def test_demo_without_a_bundled_model_exports_an_untrained_one(tmp_path, monkeypatch, capsys):
     import sys
 
-    from seg_perception.core import defaults, Segmenter
+    from seg_perception.core import resources, Segmenter
     from seg_perception.tools.demo import resolve_model
-    monkeypatch.setattr(defaults, 'SOURCE_MODELS_DIR', str(tmp_path / 'models'))
+    # a source tree without models/ (its config/ stays: the class tables are needed)
+    os.symlink(os.path.join(resources.SOURCE_ROOT, 'config'), tmp_path / 'config')
+    monkeypatch.setattr(resources, 'SOURCE_ROOT', str(tmp_path))
     monkeypatch.setattr(sys, 'prefix', str(tmp_path / 'prefix'))
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path / 'ament'))
     path, untrained = resolve_model('', str(tmp_path))

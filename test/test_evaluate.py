@@ -25,7 +25,7 @@ import pytest
 from seg_perception.core import Segmenter
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
 from seg_perception.core.spec import load_class_table
-from seg_perception.tools import bagio
+from seg_perception.io import bags as bagio
 
 ROAD = 3
 

@@ -12,21 +12,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``seg-perception bench --model``: the table and JSON it produces (no timing asserts)."""
+"""``seg-perception bench models``: the table and JSON it produces (no timing asserts)."""
 
 import json
 import os
 
+import pytest
+
 from seg_perception.tools import cli
 
-FAST = ['--bench-size', '128x96', '--repeats', '1', '--warmup', '0', '--bench-calib-count',
-        '2', '--bench-eval-count', '3']
+FAST = ['--size', '128x96', '--repeats', '1', '--warmup', '0', '--calib-count', '2',
+        '--eval-count', '3']
 
 
 def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
     """An architecture gets torch/fp32/int8 columns and mIoU; an .onnx file gets ORT only."""
     report = tmp_path / 'bench.json'
-    code = cli.main(['bench', '--model', 'pspnet:resnet18', labels_model, '--json',
+    code = cli.main(['bench', 'models', 'pspnet:resnet18', labels_model, '--json',
                      str(report)] + FAST)
     out = capsys.readouterr().out
     assert code == 0
@@ -49,13 +51,15 @@ def test_bench_architecture_and_onnx_file(labels_model, tmp_path, capsys):
 
 def test_bench_bad_input(tmp_path, capsys):
     """Unknown architectures, missing files and misused weights are one-line errors."""
-    assert cli.main(['bench', '--model', 'segformer'] + FAST) == 1
+    assert cli.main(['bench', 'models', 'segformer'] + FAST) == 1
     assert "unknown architecture 'segformer'" in capsys.readouterr().err
-    assert cli.main(['bench', '--model', str(tmp_path / 'none.onnx')] + FAST) == 1
+    assert cli.main(['bench', 'models', str(tmp_path / 'none.onnx')] + FAST) == 1
     assert 'none.onnx: model file not found' in capsys.readouterr().err
-    assert cli.main(['bench', '--model', 'lraspp', 'unet', '--bench-weights', 'x.pt']
-                    + FAST) == 1
-    assert '--bench-weights needs exactly one architecture' in capsys.readouterr().err
+    assert cli.main(['bench', 'models', 'lraspp', 'unet', '--weights', 'x.pt'] + FAST) == 1
+    assert '--weights needs exactly one architecture' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # --eval takes two folders
+        cli.main(['bench', 'models', 'lraspp', '--eval', str(tmp_path)] + FAST)
+    assert stopped.value.code == 2
 
 
 def test_bench_an_int8_file_in_the_int8_column(tmp_path, capsys):
@@ -63,6 +67,6 @@ def test_bench_an_int8_file_in_the_int8_column(tmp_path, capsys):
     int8 = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'models',
                         'camvid_lraspp_int8.onnx')
     report = tmp_path / 'bench.json'
-    assert cli.main(['bench', '--model', int8, '--json', str(report)] + FAST) == 0
+    assert cli.main(['bench', 'models', int8, '--json', str(report)] + FAST) == 0
     row = json.loads(report.read_text())['results'][0]
     assert row['ort_int8_ms'] > 0 and 'ort_fp32_ms' not in row and row['size'] == '480x360'

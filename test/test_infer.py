@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from seg_perception.core import Segmenter
-from seg_perception.tools import bagio
-from seg_perception.tools.frames import frame_name
+from seg_perception.io import bags as bagio
+from seg_perception.io.frames import frame_name
 
 
 @pytest.fixture(scope='module')

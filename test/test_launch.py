@@ -120,7 +120,7 @@ def test_running_node_declares_the_parameter_file_defaults(tmp_path):
     """A node started without any parameter file reports exactly the YAML defaults."""
     from rcl_interfaces.srv import DescribeParameters, ListParameters
 
-    from seg_perception.ros.peer import NodeProcess, Peer, wait_until
+    from seg_perception.ros.harness.peer import NodeProcess, Peer, wait_until
 
     defaults = load_defaults(DEFAULTS_FILE)
     node = NodeProcess({'autostart': False}, name='defaults_check', log_dir=str(tmp_path))
@@ -180,7 +180,7 @@ def test_launch_file_runs_the_node(labels_model):  # pragma: no cover - needs a 
     from launch.actions import IncludeLaunchDescription
     from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-    from seg_perception.ros.peer import Peer
+    from seg_perception.ros.harness.peer import Peer
 
     service = launch.LaunchService()
     service.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(

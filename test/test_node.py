@@ -28,7 +28,7 @@ import pytest
 from seg_perception.core import Segmenter
 from seg_perception.core.imagecodec import decode_compressed
 from seg_perception.ros.dds import apply_profile
-from seg_perception.ros.peer import image_array, NodeProcess, Peer, stamp_ns, wait_until
+from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns, wait_until
 
 from node_helpers import agreement, encode_as, ENCODINGS, raw_message
 
@@ -218,7 +218,7 @@ def test_stamp_gaps_and_a_low_rate_show_in_diagnostics(raw, camvid_samples):
     """Frames lost before the node (gaps in the stamps) are estimated and flagged."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from seg_perception.ros.peer import STATUS_LEVEL
+    from seg_perception.ros.harness.peer import STATUS_LEVEL
 
     node, peer = raw
     assert peer.set_parameters({'expected_rate': 30.0})[0].successful

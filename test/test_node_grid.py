@@ -24,7 +24,7 @@ from sensor_msgs.msg import CameraInfo
 from seg_perception.core.ground_grid import FREE, GridConfig, GroundProjector, Intrinsics
 from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.parameters import load_defaults
-from seg_perception.ros.peer import image_array, NodeProcess, Peer, stamp_ns, wait_until
+from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns, wait_until
 
 from node_helpers import raw_message
 

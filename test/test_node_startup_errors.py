@@ -25,7 +25,7 @@ from typing import List
 
 import pytest
 
-from seg_perception.ros.peer import NODE_MODULE
+from seg_perception.ros.harness.peer import NODE_MODULE
 
 pytestmark = pytest.mark.ros
 EXIT_TIMEOUT = 60.0  # process start + rclpy import on a loaded machine

@@ -27,7 +27,7 @@ import pytest
 
 from seg_perception.core import Segmenter
 from seg_perception.ros.dds import apply_profile
-from seg_perception.ros.peer import image_array, NodeProcess, Peer, stamp_ns
+from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns
 
 from conftest import export_test_model
 from node_helpers import agreement

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The node demo and ``seg-perception bench --node``, end to end with a node process."""
+"""The node demo and ``seg-perception bench node``, end to end with a node process."""
 
 import argparse
 import json
@@ -34,12 +34,13 @@ pytestmark = pytest.mark.ros
 
 def test_node_demo_writes_what_the_node_published(labels_model, camvid_samples, tmp_path):
     """Every sample gets overlay, drivable and labels PNGs equal to the core's results."""
+    from seg_perception.core.resources import sample_dir
+    from seg_perception.io.images import list_images
     from seg_perception.tools.demo_node import run_node_demo
 
     out = tmp_path / 'demo'
-    args = argparse.Namespace(out=str(out), model=labels_model, images='', backend='auto',
-                              alpha=0.5)
-    assert run_node_demo(args) == 0
+    args = argparse.Namespace(out=str(out), backend='auto', alpha=0.5)
+    assert run_node_demo(args, list_images(sample_dir('images')), labels_model) == 0
     with Segmenter(labels_model, num_threads=1) as segmenter:
         for name, rgb, _ in camvid_samples:
             stem = os.path.splitext(name)[0]
@@ -55,8 +56,8 @@ def test_node_demo_writes_what_the_node_published(labels_model, camvid_samples, 
 def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
     """A short 720p run: labels come back and the ratios are computed from measured values."""
     report = tmp_path / 'bench.json'
-    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', '--node',
-               '--node-model', labels_model, '--node-seconds', '3', '--node-threads', '1',
+    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', 'node',
+               '--model', labels_model, '--seconds', '3', '--threads', '1',
                '--repeats', '5', '--warmup', '1', '--json', str(report)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout
@@ -82,8 +83,8 @@ def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
 
 def test_bench_node_rejects_bad_options():
     """Bad numbers are a usage error (exit 2) with a one-line message."""
-    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', '--node',
-               '--node-seconds', '0.5']
+    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', 'node',
+               '--seconds', '0.5']
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and '--node-seconds' in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and '--seconds 0.5' in done.stderr

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Packaging: ``colcon build`` installs what ``ros2 run`` and ``ros2 launch`` look for."""
+"""Packaging: ``colcon build`` installs what ``ros2 run``, ``ros2 launch`` and the demo use."""
 
 import os
 import shutil
@@ -48,7 +48,7 @@ def test_executables_land_where_ros2_run_looks(install_dir):
         assert os.access(path, os.X_OK)
 
 
-def test_share_holds_manifest_launch_config_and_models(install_dir):
+def test_share_holds_manifest_launch_config_models_and_samples(install_dir):
     share = install_dir / 'share' / 'seg_perception'
     assert (share / 'package.xml').is_file()
     assert (install_dir / 'share' / 'ament_index' / 'resource_index' / 'packages' /
@@ -62,6 +62,10 @@ def test_share_holds_manifest_launch_config_and_models(install_dir):
               if os.path.isfile(os.path.join(models_dir, f))] if os.path.isdir(models_dir) else []
     for name in models:
         assert (share / 'models' / name).is_file(), f'models/{name} not installed'
+    # the sample frames the demo, bench and evaluate default to (resources.sample_dir)
+    for kind in ('images', 'labels'):
+        frames = sorted(os.listdir(share / 'data' / 'samples' / 'camvid' / kind))
+        assert len(frames) == 10 and all(f.endswith('.png') for f in frames), (kind, frames)
 
 
 def test_installed_cli_runs(install_dir):

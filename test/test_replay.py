@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_perception.tools import bagio
-from seg_perception.tools.frames import frame_name
+from seg_perception.io import bags as bagio
+from seg_perception.io.frames import frame_name
 
 pytestmark = pytest.mark.ros
 REPLAY_TIMEOUT_S = 180
@@ -171,7 +171,7 @@ def test_replay_input_errors(capsys, camera_bag, tmp_path):
 
 def test_replay_to_the_node_reproduces_infer(capsys, tmp_path, labels_model, camera_bag):
     peer = pytest.importorskip(
-        'seg_perception.ros.peer',
+        'seg_perception.ros.harness.peer',
         reason='needs the segmentation node (seg_perception/ros/node.py, segmentation_node)')
     code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--bag', camera_bag,
                            '--topic', bagio.DEFAULT_IMAGE_TOPIC, '--out', tmp_path / 'infer',

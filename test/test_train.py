@@ -53,7 +53,7 @@ def test_missing_label_stops_before_training(tmp_path):
     assert result.returncode == 1
     assert names[1] in result.stderr and 'missing' in result.stderr
     assert 'Traceback' not in result.stderr
-    assert not (tmp_path / 'run' / 'last.pt').exists()
+    assert not (tmp_path / 'run' / 'resume.pt').exists()
 
 
 def test_size_mismatch_names_the_file(tmp_path):
@@ -83,7 +83,7 @@ def test_short_run_writes_checkpoints_logs_and_resumes(tmp_path):
               '--threads', 1]
     first = train(common + ['--epochs', 1])
     assert first.returncode == 0, first.stderr[-2000:]
-    for name in ('last.pt', 'resume.pt', 'best.pt', 'history.csv', 'history.json',
+    for name in ('resume.pt', 'best.pt', 'history.csv', 'history.json',
                  'curves.png'):
         assert (tmp_path / 'run' / name).is_file(), name
     second = train(common + ['--epochs', 2, '--resume', tmp_path / 'run' / 'resume.pt'])
@@ -144,3 +144,70 @@ def test_fewer_images_than_the_batch_size_is_an_error(tmp_path):
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert '2 training images, fewer than the batch size 4' in result.stderr
     assert not (tmp_path / 'run' / 'best.pt').exists()
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    """Stopping after epoch 1 and resuming from resume.pt gives the same run, bit for bit."""
+    import torch
+
+    make_dataset(tmp_path / 'data', count=3)
+    common = ['--data', tmp_path / 'data', '--height', 96, '--width', 128, '--crop', '96x128',
+              '--batch-size', 2, '--no-progress', '--threads', 1, '--epochs', 2]
+    straight = train(common + ['--out', tmp_path / 'straight'])
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    first = train(common[:-1] + [1, '--out', tmp_path / 'split'])
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = train(common + ['--out', tmp_path / 'split', '--resume',
+                             tmp_path / 'split' / 'resume.pt'])
+    assert second.returncode == 0, second.stderr[-2000:]
+
+    def history(run):
+        rows = json.loads((tmp_path / run / 'history.json').read_text())['history']
+        return [(r['epoch'], r['loss'], r['val_miou'], r['lr']) for r in rows]
+
+    assert history('straight') == history('split')
+    a = torch.load(tmp_path / 'straight' / 'resume.pt', weights_only=True)
+    b = torch.load(tmp_path / 'split' / 'resume.pt', weights_only=True)
+    assert a['epoch'] == b['epoch'] == 2
+    for key, value in a['model'].items():
+        assert torch.equal(value, b['model'][key]), key
+    assert a['rng'] == b['rng'] and torch.equal(a['torch_rng'], b['torch_rng'])
+
+
+def test_sequence_split_trains_and_validates_on_disjoint_sequences(tmp_path):
+    """--train-sequences/--val-sequences pool train/ and val/ and split them by sequence."""
+    make_dataset(tmp_path / 'data', count=4)
+    names = sorted(os.listdir(tmp_path / 'data' / 'train'))
+    # rename the val copies into a second sequence
+    for name in names:
+        for folder in ('val', 'valannot'):
+            os.rename(tmp_path / 'data' / folder / name,
+                      tmp_path / 'data' / folder / name.replace(name.split('_')[0], 'SeqB'))
+    common = ['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--height', 96,
+              '--width', 128, '--crop', '96x128', '--batch-size', 2, '--no-progress',
+              '--threads', 1, '--epochs', 1]
+    train_sequence = names[0].split('_')[0]
+    result = train(common + ['--train-sequences', 'SeqB', '--val-sequences', train_sequence])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '4 train + 4 val images' in result.stdout
+    for bad, message in ((['--train-sequences', 'SeqB', '--val-sequences', 'SeqB'],
+                          'share SeqB'),
+                         (['--train-sequences', 'SeqB', '--val-sequences', 'Nope'],
+                          '--val-sequences Nope: no frames of that sequence'),
+                         (['--train-sequences', 'SeqB'], 'go together')):
+        refused = train(common + bad)
+        assert refused.returncode == 1 and 'Traceback' not in refused.stderr, refused.stderr
+        assert message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_resume_from_another_architecture_is_refused(tmp_path):
+    make_dataset(tmp_path / 'data', count=2)
+    common = ['--data', tmp_path / 'data', '--height', 96, '--width', 128, '--crop', '96x128',
+              '--batch-size', 2, '--no-progress', '--threads', 1, '--epochs', 1]
+    first = train(common + ['--out', tmp_path / 'a'])
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = train(common + ['--out', tmp_path / 'b', '--arch', 'pspnet', '--resume',
+                            tmp_path / 'a' / 'resume.pt'])
+    assert other.returncode == 1 and 'Traceback' not in other.stderr
+    assert "trained with arch 'lraspp', this run uses 'pspnet'" in other.stderr
+    assert not (tmp_path / 'b' / 'history.json').exists()

@@ -21,8 +21,9 @@ neither rclpy nor torch nor onnxruntime (backends are imported when a model is l
 
 from seg_perception.core.errors import (BackendError, DataError, InputError, ModelLoadError,
                                         SegPerceptionError, SpecError)
-from seg_perception.core.segmenter import SegResult, Segmenter
+from seg_perception.core.segmenter import Segmenter, SegResult
 from seg_perception.core.spec import ClassInfo, load_spec, ModelSpec
+
 
 __all__ = ['BackendError', 'ClassInfo', 'DataError', 'InputError', 'ModelLoadError',
            'ModelSpec', 'SegPerceptionError', 'SegResult', 'Segmenter', 'SpecError',

@@ -27,6 +27,7 @@ import numpy as np
 from seg_perception.core.errors import InputError
 from seg_perception.core.spec import IGNORE_INDEX
 
+
 DEFAULT_ALPHA = 0.5
 
 

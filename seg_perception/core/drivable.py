@@ -36,6 +36,7 @@ import numpy as np
 from seg_perception.core.errors import InputError
 from seg_perception.core.spec import is_int, is_number
 
+
 _KEEP = 128  # flood-fill value of kept regions (the mask itself is 0/255)
 _DROP = 64  # flood-fill value of bottom-connected regions that are too small
 

@@ -14,6 +14,14 @@
 
 """Typed errors of seg_perception; every message names the input at fault and what is wrong."""
 
+from typing import Union
+
+
+# the longest error line a log, a rejected parameter or the CLI prints
+MAX_ERROR_LINE = 300
+# the longest value quoted inside an error (a hostile file must not make a huge message)
+MAX_QUOTED = 120
+
 
 class SegPerceptionError(Exception):
     """Base class of every error raised on purpose by seg_perception."""
@@ -46,3 +54,33 @@ class InputError(SegPerceptionError):
 
 class DataError(SegPerceptionError):
     """A dataset, bag or label folder is missing, malformed or inconsistent."""
+
+
+class ConfigError(SegPerceptionError):
+    """A node parameter, QoS profile or configuration file is invalid."""
+
+
+class UsageError(SegPerceptionError):
+    """A bad command-line value or combination of options (exit code 2, like argparse)."""
+
+
+def one_line(error: Union[BaseException, str], limit: int = MAX_ERROR_LINE) -> str:
+    """
+    Return an error (or text) on one line of at most ``limit`` characters.
+
+    Whitespace, newlines included, is folded; a foreign exception is prefixed with its type (ours
+    already say what is wrong); an empty message becomes the type name.
+    """
+    if isinstance(error, BaseException):
+        text = ' '.join(str(error).split())
+        if not isinstance(error, SegPerceptionError) or not text:
+            text = f'{type(error).__name__}: {text}' if text else type(error).__name__
+    else:
+        text = ' '.join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def quoted(value: object, limit: int = MAX_QUOTED) -> str:
+    """Return ``repr(value)`` capped at ``limit`` characters, for quoting input in an error."""
+    text = repr(value)
+    return text if len(text) <= limit else f'{text[:limit - 3]}... ({len(text)} characters)'

@@ -37,6 +37,7 @@ import numpy as np
 
 from seg_perception.core.errors import InputError
 
+
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 _OUTSIDE = 1  # remap border value: neither 0 nor 255, so it marks cells outside the image
 

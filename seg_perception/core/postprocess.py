@@ -32,6 +32,7 @@ from seg_perception.core.errors import SpecError
 from seg_perception.core.preprocess import Geometry
 from seg_perception.core.spec import ModelSpec
 
+
 LOGGER = logging.getLogger('seg_perception')
 
 # Pixel-centre nearest neighbour (INTER_NEAREST samples the top-left corner, shifting the map by

@@ -29,64 +29,13 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from seg_perception.core.imagecodec import check_array, encoding_info
+from seg_perception.core.imagecodec import check_array, convert_color, to_uint8
 from seg_perception.core.spec import ModelSpec
+
 
 # Same interpolation as training (seg_perception/models/data.py) so the model sees what it learnt.
 IMAGE_INTERPOLATION = cv2.INTER_LINEAR
 HALF_PIXEL_TOLERANCE = 1e-9  # content borders computed in floating point may miss .5 by an ulp
-UINT16_TO_UINT8 = 255.0 / 65535.0
-
-# OpenCV's 4-letter Bayer names match sensor_msgs (bayer_rggb8 has R at row 0, column 0); the
-# older 2-letter names (COLOR_BayerBG2RGB for rggb) are shifted by one pixel. Tested against a
-# mosaic built by hand in test_core_preprocess.py.
-_BAYER_PATTERN = {'rggb': 'RGGB', 'bggr': 'BGGR', 'gbrg': 'GBRG', 'grbg': 'GRBG'}
-_YUV_ORDER = {'yuv422': 'UYVY', 'uyvy': 'UYVY', 'yuyv': 'YUY2', 'yuv422_yuy2': 'YUY2'}
-
-
-def color_conversion(encoding: str, order: str = 'rgb') -> Optional[int]:
-    """Return the cv2.cvtColor code from ``encoding`` to 3-channel ``order``, or None if equal."""
-    info = encoding_info(encoding)
-    target = order.upper()
-    if info.kind == 'bayer':
-        pattern = _BAYER_PATTERN[encoding.split('_')[1][:4]]
-        return getattr(cv2, f'COLOR_Bayer{pattern}2{target}')
-    if info.kind == 'yuv422':
-        return getattr(cv2, f'COLOR_YUV2{target}_{_YUV_ORDER[encoding]}')
-    if info.kind == 'mono':
-        return getattr(cv2, f'COLOR_GRAY2{target}')
-    source = encoding.rstrip('0123456789').upper()  # RGB, BGR, RGBA, BGRA
-    if source == target:
-        return None
-    return getattr(cv2, f'COLOR_{source}2{target}')
-
-
-def convert_color(image: np.ndarray, encoding: str, order: str = 'rgb') -> np.ndarray:
-    """Return an HxWx3 image in ``order`` ('rgb' or 'bgr'), same dtype; may return the input."""
-    code = color_conversion(encoding, order)
-    if code is None:
-        return image
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    return cv2.cvtColor(image, code)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Scale 16-bit pixels to 8 bits by dtype (65535 -> 255); uint8 input is returned as is."""
-    if image.dtype == np.uint8:
-        return image
-    return cv2.convertScaleAbs(image, alpha=UINT16_TO_UINT8)
-
-
-def to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
-    """
-    Return an HxWx3 uint8 RGB image from any supported encoding.
-
-    Color order is swapped, alpha dropped, mono replicated, bayer demosaiced (bilinear), YUV 4:2:2
-    converted and 16-bit data scaled by dtype. An rgb8 input is returned as is (no copy).
-    """
-    check_array(image, encoding)
-    return to_uint8(convert_color(image, encoding, 'rgb'))
 
 
 @dataclass(frozen=True)

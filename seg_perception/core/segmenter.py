@@ -33,13 +33,14 @@ import numpy as np
 
 from seg_perception.core.backends import create_backend
 from seg_perception.core.colorize import blend, colorize, DEFAULT_ALPHA, palette_lut
-from seg_perception.core.defaults import default_model_path
 from seg_perception.core.drivable import drivable_mask, DrivableConfig
 from seg_perception.core.errors import InputError, ModelLoadError, SpecError
-from seg_perception.core.imagecodec import check_array
+from seg_perception.core.imagecodec import check_array, to_rgb
 from seg_perception.core.postprocess import Postprocessor
-from seg_perception.core.preprocess import Geometry, Preprocessor, to_rgb
+from seg_perception.core.preprocess import Geometry, Preprocessor
+from seg_perception.core.resources import default_model_path
 from seg_perception.core.spec import is_number, load_spec, ModelSpec
+
 
 LOGGER = logging.getLogger('seg_perception')
 STAGES = ('preprocess', 'infer', 'postprocess', 'drivable', 'colorize', 'total')
@@ -100,7 +101,7 @@ class OutputStages:
     """
     Everything after inference: labels, drivable mask, confidence, colors and overlay.
 
-    Separate from :class:`Segmenter` so ``seg-perception bench --core`` times exactly this code
+    Separate from :class:`Segmenter` so ``seg-perception bench core`` times exactly this code
     without a model.
     """
 

@@ -30,6 +30,8 @@ import numpy as np
 import yaml
 
 from seg_perception.core.errors import SegPerceptionError, SpecError
+from seg_perception.core.resources import bundled_yaml, CLASSES_DIR, shipped_names
+
 
 METADATA_KEY = 'seg_perception.spec'
 IGNORE_INDEX = 255
@@ -40,8 +42,6 @@ INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('nchw', 'nhwc')
 OUTPUT_KINDS = ('logits', 'labels')
 RESIZE_MODES = ('resize', 'letterbox')
-CLASSES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'config', 'classes')
 
 
 @dataclass(frozen=True)
@@ -348,28 +348,12 @@ def check_names(names: Any, known: Set[str], owner: str) -> str:
 
 def resolve_class_table_path(name_or_path: str) -> str:
     """Return the path of a class table given a path or a bundled name such as 'camvid'."""
-    if os.path.isfile(name_or_path):
-        return name_or_path
-    bundled = os.path.join(CLASSES_DIR, f'{name_or_path}.yaml')
-    if os.path.exists(bundled):
-        return bundled
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        share = get_package_share_directory('seg_perception')
-        installed = os.path.join(share, 'config', 'classes', f'{name_or_path}.yaml')
-        if os.path.exists(installed):
-            return installed
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed
-        pass
-    raise SpecError(f'{name_or_path}: class table not found (give a path or one of '
-                    f'{available_class_tables()})')
+    return bundled_yaml(CLASSES_DIR, name_or_path, 'class table')
 
 
 def available_class_tables() -> List[str]:
     """Return the names of the bundled class tables."""
-    if not os.path.isdir(CLASSES_DIR):
-        return []
-    return sorted(f[:-5] for f in os.listdir(CLASSES_DIR) if f.endswith('.yaml'))
+    return shipped_names(CLASSES_DIR)
 
 
 def load_class_table(name_or_path: str) -> ClassTable:

@@ -16,40 +16,34 @@
 Calibration images for INT8 quantization: an image folder or a bag's image topic.
 
 Images are returned as RGB uint8 H x W x 3 arrays at their own size; :func:`to_model_input`
-resizes and normalizes one for the float core graph. At most ``limit`` images are taken, spread
+turns one into the float core graph's input with the core's own preprocessing (the spec's resize
+mode, letterbox padding and normalization), so INT8 ranges are calibrated on exactly what the
+node will feed. At most ``limit`` images are taken, spread
 evenly over the folder (sorted by name) or the topic (in log-time order).
 """
 
-import glob
+import dataclasses
 import os
 from typing import List, Optional
 
-import cv2
 import numpy as np
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, InputError
+from seg_perception.core.imagecodec import to_rgb
+from seg_perception.core.preprocess import Preprocessor
 from seg_perception.core.spec import ModelSpec
+from seg_perception.io.bags import BagReader, image_from_message, IMAGE_TYPES
+from seg_perception.io.images import evenly_spaced, list_images, read_rgb
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
+
 DEFAULT_CALIBRATION_IMAGES = 32
-_TO_RGB = {'rgb8': None, 'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB,
-           'bgra8': cv2.COLOR_BGRA2RGB, 'mono8': cv2.COLOR_GRAY2RGB}
 
 
 def to_model_input(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """Return a 1 x 3 x H x W float32 tensor: resized to the spec size, /255, mean/std."""
-    resized = cv2.resize(image, (spec.input_width, spec.input_height),
-                         interpolation=cv2.INTER_LINEAR)
-    scaled = resized.astype(np.float32) / np.float32(255.0)
-    normalized = (scaled - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(normalized.transpose(2, 0, 1)[None])
-
-
-def evenly_spaced(count: int, limit: int) -> List[int]:
-    """Return up to ``limit`` indices spread evenly over ``range(count)``."""
-    if count <= limit:
-        return list(range(count))
-    return sorted({int(round(i)) for i in np.linspace(0, count - 1, limit)})
+    """Return the 1 x 3 x H x W float32 input of the float core graph for an RGB image."""
+    float_spec = dataclasses.replace(spec, input_dtype='float32', input_layout='nchw')
+    tensor, _ = Preprocessor(float_spec)(image, 'rgb8', source='calibration image')
+    return tensor.copy()  # the preprocessor reuses its buffer
 
 
 def load_calibration_images(source: str, limit: int = DEFAULT_CALIBRATION_IMAGES,
@@ -72,22 +66,17 @@ def _looks_like_bag_directory(folder: str) -> bool:
 
 
 def _folder_images(folder: str, limit: int) -> List[np.ndarray]:
-    paths = sorted(p for p in glob.glob(os.path.join(folder, '*'))
-                   if p.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise DataError(f'{folder}: no images ({", ".join(IMAGE_EXTENSIONS)}) for calibration')
+    paths = list_images(folder, 'calibration images')
     images = []
     for index in evenly_spaced(len(paths), limit):
-        bgr = cv2.imread(paths[index], cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DataError(f'{paths[index]}: cannot decode the calibration image')
-        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        try:
+            images.append(read_rgb(paths[index]))
+        except InputError as error:  # names the file
+            raise DataError(f'calibration image: cannot decode: {error}') from None
     return images
 
 
 def _bag_images(path: str, limit: int, topic: Optional[str]) -> List[np.ndarray]:
-    from seg_perception.tools.bagio import BagReader, image_from_message, IMAGE_TYPES
-
     with BagReader(path) as bag:
         if topic is None:
             candidates = sorted(bag.topics_of_type(IMAGE_TYPES))
@@ -107,17 +96,9 @@ def _bag_images(path: str, limit: int, topic: Optional[str]) -> List[np.ndarray]
             source = f'{path}: {topic} message {message.index}'
             array, encoding = image_from_message(bag.deserialize(message), message.msgtype,
                                                  source=source)
-            images.append(_to_rgb(array, encoding, source))
+            images.append(to_rgb(array, encoding))
             if len(images) >= len(wanted):
                 break
     if not images:
         raise DataError(f'{path}: topic {topic!r} gave no calibration images')
     return images
-
-
-def _to_rgb(array: np.ndarray, encoding: str, source: str) -> np.ndarray:
-    if encoding not in _TO_RGB:
-        raise DataError(f'{source}: encoding {encoding!r} is not usable for calibration; '
-                        f'use one of {sorted(_TO_RGB)}')
-    code = _TO_RGB[encoding]
-    return np.ascontiguousarray(array if code is None else cv2.cvtColor(array, code))

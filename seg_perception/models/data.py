@@ -22,15 +22,14 @@ image/label size mismatch or a label value outside the class table stops at once
 
 from dataclasses import dataclass
 import os
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, InputError
 from seg_perception.core.spec import ClassTable
-
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+from seg_perception.io.images import is_image_file, read_rgb
 
 
 def split_dirs(root: str, split: str) -> Tuple[str, str]:
@@ -49,7 +48,7 @@ def list_pairs(root: str, split: str) -> List[Tuple[str, str]]:
     image_dir, label_dir = split_dirs(root, split)
     if not os.path.isdir(image_dir):
         raise DataError(f'{image_dir}: image folder not found')
-    names = sorted(n for n in os.listdir(image_dir) if n.lower().endswith(IMAGE_SUFFIXES))
+    names = sorted(n for n in os.listdir(image_dir) if is_image_file(n))
     if not names:
         raise DataError(f'{image_dir}: no images')
     pairs = []
@@ -71,32 +70,81 @@ class Sample:
     labels: np.ndarray
 
 
+def sequence_of(path: str) -> str:
+    """
+    Return the recording sequence of a frame: its file name up to the first ``_``.
+
+    CamVid names frames ``<sequence>_<frame>`` (``0016E5_08370.png``); frames of one sequence are
+    near-duplicates, so a validation set must not share a sequence with the training frames.
+    """
+    return os.path.basename(path).split('_', 1)[0]
+
+
+def select_sequences(pairs: List[Tuple[str, str]], sequences: Sequence[str], option: str
+                     ) -> List[Tuple[str, str]]:
+    """Keep the pairs of the named sequences; a name that matches no frame is an error."""
+    available = sorted({sequence_of(image) for image, _ in pairs})
+    unknown = [name for name in sequences if name not in available]
+    if unknown:
+        raise DataError(f'{option} {",".join(unknown)}: no frames of that sequence; the data '
+                        f'holds {", ".join(available)}')
+    wanted = set(sequences)
+    return [pair for pair in pairs if sequence_of(pair[0]) in wanted]
+
+
+def sequence_split(root: str, train_sequences: Sequence[str], val_sequences: Sequence[str]
+                   ) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """
+    Split every frame of the data folder (train and val splits pooled) by sequence.
+
+    The training and validation sequences must not overlap: that is the point of the split.
+    """
+    shared = sorted(set(train_sequences) & set(val_sequences))
+    if shared:
+        raise DataError(f'--train-sequences and --val-sequences share {", ".join(shared)}; a '
+                        'validation sequence must be one the model does not train on')
+    pooled = []
+    for split in ('train', 'val'):
+        if os.path.isdir(os.path.join(root, split)):
+            pooled += list_pairs(root, split)
+    if not pooled:
+        raise DataError(f'{root}: no train/ or val/ images')
+    return (select_sequences(pooled, train_sequences, '--train-sequences'),
+            select_sequences(pooled, val_sequences, '--val-sequences'))
+
+
 def load_split(root: str, split: str, table: ClassTable, max_items: Optional[int] = None
                ) -> List[Sample]:
     """Decode and validate every pair of a split (values outside the table stop with the file)."""
+    return load_pairs(list_pairs(root, split)[:max_items], table)
+
+
+def load_pairs(pairs: List[Tuple[str, str]], table: ClassTable) -> List[Sample]:
+    """Decode and validate (image, label) pairs (values outside the table stop with the file)."""
     lut = table.label_lut()
     allowed = {c.id for c in table.classes} | set(table.source_ignore_ids) | {table.ignore_index}
     samples = []
-    for image_path, label_path in list_pairs(root, split)[:max_items]:
-        bgr = cv2.imread(image_path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DataError(f'{image_path}: cannot decode image')
+    for image_path, label_path in pairs:
+        try:
+            rgb = read_rgb(image_path)
+        except InputError as error:  # names the file
+            raise DataError(str(error)) from None
         raw = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise DataError(f'{label_path}: cannot decode label map')
         if raw.ndim != 2:
             raise DataError(f'{label_path}: label map must be single-channel, got shape '
                             f'{raw.shape}')
-        if raw.shape != bgr.shape[:2]:
+        if raw.shape != rgb.shape[:2]:
             raise DataError(f'{label_path}: label size {raw.shape[1]}x{raw.shape[0]} differs from '
-                            f'image size {bgr.shape[1]}x{bgr.shape[0]}')
+                            f'image size {rgb.shape[1]}x{rgb.shape[0]}')
         values = set(np.unique(raw).tolist())
         outside = sorted(values - allowed)
         if outside:
             raise DataError(f'{label_path}: label values {outside} are outside the class table '
                             f'{table.source} (ids 0..{table.num_classes - 1}, ignore '
                             f'{sorted(set(table.source_ignore_ids) | {table.ignore_index})})')
-        samples.append(Sample(os.path.basename(image_path), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        samples.append(Sample(os.path.basename(image_path), rgb,
                               cv2.LUT(raw.astype(np.uint8), lut)))
     return samples
 

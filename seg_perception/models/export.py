@@ -40,9 +40,10 @@ import time
 from typing import Callable, Optional, Tuple
 import warnings
 
-from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.errors import one_line, SegPerceptionError
 from seg_perception.core.spec import METADATA_KEY, ModelSpec
 from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, wrap_graph
+
 
 PRODUCER_NAME = 'seg_perception'
 DEFAULT_OPSET = 17
@@ -177,16 +178,11 @@ def export_core(model, spec: ModelSpec, opset: int = DEFAULT_OPSET, dynamic: boo
             proto = _dynamo_export(model, spec, max(opset, DYNAMO_MIN_OPSET), dynamic)
         except Exception as second:  # noqa: BLE001
             raise ExportError(f'{spec.architecture}: torch.onnx.export failed at opset {opset} '
-                              f'(TorchScript: {_first_line(first)}; dynamo: '
-                              f'{_first_line(second)})') from None
+                              f'(TorchScript: {one_line(first)}; dynamo: '
+                              f'{one_line(second)})') from None
     if simplify:
         proto = simplify_graph(proto)
     return proto
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f'{type(error).__name__}: {text[0][:160] if text else ""}'
 
 
 def _torchscript_export(model, spec: ModelSpec, opset: int, dynamic: bool) -> bytes:
@@ -275,7 +271,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as error:
         raise ExportError(f'{out_path}: exported graph fails onnx.checker '
-                          f'({str(error).splitlines()[0][:200]})') from None
+                          f'({one_line(error)})') from None
     file_bytes = write_atomically(graph.SerializeToString(), path)
     return ExportSummary(path=out_path, spec=spec, params=used,
                          file_bytes=file_bytes, opset=graph_opset(graph),

@@ -34,6 +34,7 @@ import numpy as np
 
 from seg_perception.core.spec import ModelSpec
 
+
 INPUT_NAME = 'input'
 CORE_INPUT_NAME = 'normalized'
 CORE_OUTPUT_NAME = 'logits'

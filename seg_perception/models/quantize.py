@@ -32,10 +32,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.errors import one_line, SegPerceptionError
 from seg_perception.core.spec import ModelSpec
 from seg_perception.models.calibration import to_model_input
 from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME
+
 
 QUANTIZE_CHOICES = ('int8',)
 CALIBRATION_METHODS = ('minmax', 'entropy', 'percentile')
@@ -73,8 +74,7 @@ def quantize_core(core, spec: ModelSpec, images: Sequence[np.ndarray],
                   method: str = DEFAULT_CALIBRATION_METHOD, per_channel: bool = True):
     """Return the core graph quantized to static QDQ INT8, calibrated on ``images``."""
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, quantize_static,
-                                          QuantType)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static, QuantType
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not images:
@@ -102,7 +102,7 @@ def quantize_core(core, spec: ModelSpec, images: Sequence[np.ndarray],
                                            'WeightSymmetric': True})
         except Exception as error:  # noqa: BLE001 - the quantizer raises many types
             raise QuantizeError(f'{spec.architecture}: ONNX Runtime quantization failed '
-                                f'({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+                                f'({one_line(error)})'
                                 ) from None
         return onnx.load(quantized_path)
 

@@ -15,15 +15,16 @@
 """
 Training loop for zoo models on CamVid-style data (CPU or CUDA), resumable every epoch.
 
-Checkpoints: ``last.pt`` (model, optimizer, epoch, history, RNG; what ``--resume`` continues) and
-``best.pt`` (fp16 state dict of the best validation mIoU, small enough to commit). Logs:
-``history.csv``, ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
+Checkpoints: ``resume.pt`` (the whole run state: fp32 weights, optimizer, epoch, history, RNG;
+what ``--resume`` continues, identically to an uninterrupted run) and ``best.pt`` (fp16 state
+dict of the best validation mIoU, small enough to commit). Logs: ``history.csv``,
+``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
 full image resized to the model input, prediction resized back (NEAREST) and scored against the
 full-size labels with the core metrics.
 """
 
-from dataclasses import asdict, dataclass, field
 import csv
+from dataclasses import asdict, dataclass, field
 import json
 import math
 import os
@@ -34,12 +35,13 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, one_line
 from seg_perception.core.metrics import ConfusionMatrix
-from seg_perception.core.spec import IMAGENET_MEAN, IMAGENET_STD, load_class_table
-from seg_perception.models.data import (AugmentConfig, augment, class_weights, load_split,
-                                        Sample)
+from seg_perception.core.spec import ClassTable, IMAGENET_MEAN, IMAGENET_STD, load_class_table
+from seg_perception.models.data import (augment, AugmentConfig, class_weights, list_pairs,
+                                        load_pairs, Sample, sequence_split)
 from seg_perception.models.zoo import check_input_size, create_model, resolve_backbone
 
 
@@ -70,7 +72,26 @@ class TrainConfig:
     seed: int = 0
     max_train_items: Optional[int] = None
     max_val_items: Optional[int] = None
+    # sequence-disjoint split: frames of these sequences from train/ and val/ pooled (empty =
+    # the folder's own train/ and val/ splits)
+    train_sequences: Tuple[str, ...] = ()
+    val_sequences: Tuple[str, ...] = ()
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def load_training_data(config: TrainConfig, table: ClassTable
+                       ) -> Tuple[List[Sample], List[Sample]]:
+    """Return (train, val) samples: the folder's splits, or a split by recording sequence."""
+    if bool(config.train_sequences) != bool(config.val_sequences):
+        raise DataError('--train-sequences and --val-sequences go together (a sequence split '
+                        'needs both sides)')
+    if config.train_sequences:
+        train_pairs, val_pairs = sequence_split(config.data, config.train_sequences,
+                                                config.val_sequences)
+    else:
+        train_pairs, val_pairs = list_pairs(config.data, 'train'), list_pairs(config.data, 'val')
+    return (load_pairs(train_pairs[:config.max_train_items], table),
+            load_pairs(val_pairs[:config.max_val_items], table))
 
 
 def poly_lr(config: TrainConfig, progress: float) -> float:
@@ -158,8 +179,7 @@ class Trainer:
         self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         self.table = load_class_table(config.classes)
         self.num_classes = self.table.num_classes
-        self.train_set = load_split(config.data, 'train', self.table, config.max_train_items)
-        self.val_set = load_split(config.data, 'val', self.table, config.max_val_items)
+        self.train_set, self.val_set = load_training_data(config, self.table)
         if len(self.train_set) < config.batch_size:  # an epoch would make no optimizer step
             raise DataError(f'{config.data}: {len(self.train_set)} training images, fewer than '
                             f'the batch size {config.batch_size}; lower --batch-size')
@@ -185,48 +205,64 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def load(self, path: str) -> None:
-        """Continue a run from ``last.pt`` (model, optimizer, epoch, history, RNG)."""
+        """
+        Continue a run from ``resume.pt`` (weights, optimizer, epoch, history, RNG states).
+
+        Loaded weights-only (tensors and plain containers, no code); a checkpoint of another
+        architecture or class table is refused before any epoch runs.
+        """
         if not os.path.isfile(path):
             raise DataError(f'{path}: checkpoint not found')
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as error:  # noqa: BLE001 - torch.load raises many types for bad files
+            raise DataError(f'{path}: not a checkpoint ({one_line(error)})') from None
+        if not isinstance(state, dict) or not isinstance(state.get('model'), dict):
+            raise DataError(f'{path}: not a checkpoint (no model state dict)')
+        self.check_compatible(path, state.get('config'))
+        try:
             model_state = self.model.state_dict()
             self.model.load_state_dict({k: v.to(model_state[k].dtype)
                                         for k, v in state['model'].items()})
             if 'optimizer' in state:
                 self.optimizer.load_state_dict(state['optimizer'])
             self.epoch = int(state['epoch'])
-        except Exception as error:  # noqa: BLE001 - torch.load and load_state_dict raise many
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        except Exception as error:  # noqa: BLE001 - load_state_dict raises many types
             raise DataError(f'{path}: not a checkpoint of this architecture and class count '
-                            f'({type(error).__name__}: {first})') from None
+                            f'({one_line(error)})') from None
         self.best_miou = state.get('best_miou', state.get('miou', -1.0))
         if not os.path.isfile(os.path.join(self.config.out, 'best.pt')):
             self.best_miou = -1.0  # resumed into a new run folder: its first validation is best
         self.history = state.get('history', [])
         if 'rng' in state:
             self.rng.bit_generator.state = state['rng']
-            torch.set_rng_state(state['torch_rng'])
+            torch.set_rng_state(state['torch_rng'].cpu())
+
+    def check_compatible(self, path: str, saved: object) -> None:
+        """Refuse a checkpoint whose architecture, backbone or class table differs from ours."""
+        if not isinstance(saved, dict):
+            return  # an older checkpoint without its config: the state dict check decides
+        for key in ('arch', 'backbone', 'classes'):
+            ours = getattr(self.config, key)
+            if key in saved and saved[key] != ours:
+                raise DataError(f'{path}: checkpoint was trained with {key} {saved[key]!r}, '
+                                f'this run uses {ours!r}')
 
     def save(self, best: bool) -> None:
         """
-        Write last.pt every epoch (atomically), resume.pt and best.pt (fp16, small).
+        Write resume.pt every epoch (atomically) and best.pt (fp16, small) on a new best.
 
-        ``resume.pt`` holds the fp16 weights of the latest epoch with its epoch and history (no
-        optimizer state): small enough to commit so a run survives a lost machine; ``--resume``
-        takes it (AdamW moments restart) as well as the full ``last.pt``.
+        ``resume.pt`` is the whole state of the run (fp32 weights, AdamW moments, epoch, history,
+        both RNG states), so ``--resume`` continues exactly as an uninterrupted run would.
         """
         state = {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
                  'epoch': self.epoch, 'best_miou': self.best_miou, 'history': self.history,
                  'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
                  'config': asdict(self.config)}
-        atomic_torch_save(state, os.path.join(self.config.out, 'last.pt'))
-        half = {k: (v.half() if v.is_floating_point() else v)
-                for k, v in self.model.state_dict().items()}
-        atomic_torch_save({'model': half, 'epoch': self.epoch, 'best_miou': self.best_miou,
-                           'history': self.history, 'config': asdict(self.config)},
-                          os.path.join(self.config.out, 'resume.pt'))
+        atomic_torch_save(state, os.path.join(self.config.out, 'resume.pt'))
         if best:
+            half = {k: (v.half() if v.is_floating_point() else v)
+                    for k, v in self.model.state_dict().items()}
             atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
                                'arch': self.config.arch, 'backbone': self.config.backbone,
                                'num_classes': self.num_classes, 'classes': self.config.classes,
@@ -258,8 +294,6 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """Run one epoch over shuffled augmented crops; return the mean loss."""
-        from tqdm import tqdm
-
         config = self.config
         self.model.train()
         order = self.rng.permutation(len(self.train_set))

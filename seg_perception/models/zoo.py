@@ -24,7 +24,7 @@ size in the message (no silent padding: the exported graph has exactly the size 
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
-from seg_perception.core.errors import ModelLoadError, SegPerceptionError
+from seg_perception.core.errors import ModelLoadError, one_line, SegPerceptionError
 
 
 class ZooError(SegPerceptionError):
@@ -142,6 +142,20 @@ def create_model(arch: str, backbone: Optional[str] = None, num_classes: int = 1
     return model
 
 
+def build_network(architecture: str, num_classes: int, weights: str):
+    """
+    Build a zoo network with its checkpoint for the core's torch backend (an entry point).
+
+    ``architecture`` is a spec's ``arch``, ``arch/backbone`` or ``arch-backbone``; registered in
+    setup.py under ``seg_perception.network_builders`` so the core never imports the zoo.
+    """
+    arch, backbone = split_architecture(architecture)
+    try:
+        return create_model(arch, backbone, num_classes=num_classes, weights=weights)
+    except ZooError as error:
+        raise ModelLoadError(f'{weights}: spec architecture {architecture!r}: {error}') from None
+
+
 def _DictOutput(inner):  # noqa: N802 - behaves like a class constructor
     """Wrap a torchvision segmentation model (dict output) so it returns plain logits."""
     import torch
@@ -167,7 +181,7 @@ def load_checkpoint(model, path: str) -> None:
         raise ModelLoadError(f'{path}: checkpoint not found') from None
     except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
         raise ModelLoadError(f'{path}: not a readable torch checkpoint '
-                             f'({type(error).__name__}: {str(error).splitlines()[0][:200]})'
+                             f'({one_line(error)})'
                              ) from None
     state = checkpoint
     if isinstance(checkpoint, dict):

@@ -26,6 +26,7 @@ from typing import Any, Tuple, Type
 
 from std_msgs.msg import String
 
+
 TOPIC = '~/label_info'
 
 try:  # vision_msgs is part of a ROS desktop install, not of the PyPI wheels

@@ -26,9 +26,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from seg_perception.core.imagecodec import (array_to_buffer, compressed_format,
-                                            decode_compressed, encode_compressed,
-                                            image_from_buffer)
+from seg_perception.core.imagecodec import (array_to_buffer, compressed_format, decode_compressed,
+                                            encode_compressed, image_from_buffer)
 
 
 def image_from_msg(msg: Image, source: str = 'image') -> Tuple[np.ndarray, str]:

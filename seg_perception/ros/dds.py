@@ -23,27 +23,11 @@ big images. An existing setting is kept (the user's own profile wins).
 import os
 from typing import MutableMapping, Optional
 
-from seg_perception.core.errors import SpecError
+from seg_perception.core.resources import config_file
+
 
 PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 PROFILE_NAME = 'fastdds_shm.xml'
-PACKAGE = 'seg_perception'
-
-
-def config_file(name: str) -> str:
-    """Return the path of a file of config/ (source tree first, then the ament share)."""
-    source_tree = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), 'config', name)
-    if os.path.exists(source_tree):
-        return source_tree
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = os.path.join(get_package_share_directory(PACKAGE), 'config', name)
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed
-        installed = ''
-    if installed and os.path.exists(installed):
-        return installed
-    raise SpecError(f'{source_tree}: file not found (nor in the share folder of {PACKAGE})')
 
 
 def profile_path() -> str:

@@ -28,6 +28,7 @@ from typing import Counter, Deque, Dict, Iterable, List, Mapping, Optional
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 import numpy as np
 
+
 # Stages recorded per frame (ms). decode: message -> array; the core stages; grid: the
 # ~/drivable_grid projection; publish: messages built and handed to DDS; total: frame taken by
 # the worker -> last output published; stamp_to_labels / stamp_to_publish: camera stamp ->

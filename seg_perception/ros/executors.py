@@ -31,6 +31,7 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 
+
 RCLError = rclpy_implementation.RCLError
 
 INPUT_SPIN_PERIOD_S = 0.1  # how soon the input executor sees a subscription created elsewhere

@@ -23,6 +23,7 @@ grow with the input rate.
 import threading
 from typing import Generic, Optional, TypeVar
 
+
 T = TypeVar('T')
 
 

@@ -28,6 +28,7 @@ import ctypes
 import os
 from typing import Mapping, Optional
 
+
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # glibc caps the mmap threshold at 32 MiB on 64-bit (HEAP_MAX_SIZE / 2): an 8K rgb8 frame

@@ -44,19 +44,19 @@ from rclpy.logging import get_logger_effective_level, LoggingSeverity, set_logge
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from seg_perception.core.errors import InputError, SegPerceptionError
+from seg_perception.core import Segmenter
+from seg_perception.core.errors import InputError, one_line, quoted, SegPerceptionError
 from seg_perception.core.ground_grid import GroundProjector, Intrinsics
 from seg_perception.ros import class_table, qos
-from seg_perception.ros.conversions import (image_from_compressed_msg, image_from_msg,
-                                            image_to_msg)
+from seg_perception.ros.conversions import image_from_compressed_msg, image_from_msg, image_to_msg
 from seg_perception.ros.diagnostics import level_and_message, make_status, NodeStats
 from seg_perception.ros.executors import SplitSpinner
 from seg_perception.ros.frame_slot import LatestFrameSlot
 from seg_perception.ros.memory import keep_large_buffers
-from seg_perception.ros.parameters import (check_choice, declare_node_parameters,
-                                           drivable_names, load_defaults, NODE_NAME,
-                                           PARAMETERS, publish_class_parameters,
-                                           RuntimeSettings)
+from seg_perception.ros.parameters import (check_choice, declare_node_parameters, drivable_names,
+                                           load_defaults, NODE_NAME, PARAMETERS,
+                                           publish_class_parameters, RuntimeSettings)
+
 
 INPUT_TOPIC = 'image'
 CAMERA_INFO_TOPIC = 'camera_info'
@@ -146,8 +146,6 @@ class SegmentationNode(LifecycleNode):
     # -- model ---------------------------------------------------------------------------------
     def _load_segmenter(self, model_path: str, drivable: List[str]) -> Any:
         """Load and warm up a Segmenter; raise SegPerceptionError naming what is wrong."""
-        from seg_perception.core import Segmenter
-
         segmenter = Segmenter(model_path=model_path or None, backend=self._values['backend'],
                               device=self._values['device'],
                               precision=self._values['precision'],
@@ -181,9 +179,7 @@ class SegmentationNode(LifecycleNode):
             segmenter = self._load_segmenter(self._values['model_path'],
                                              list(self._settings.drivable_classes))
         except Exception as error:  # noqa: BLE001 - a failed load must not crash the node
-            message = str(error) if isinstance(error, SegPerceptionError) else \
-                f'{type(error).__name__}: {error}'
-            self.get_logger().error(f'configure failed: {message}'.replace('\n', ' '))
+            self.get_logger().error(f'configure failed: {one_line(error)}')
             return TransitionCallbackReturn.FAILURE
         self._segmenter = segmenter
         info = segmenter.describe()
@@ -310,8 +306,8 @@ class SegmentationNode(LifecycleNode):
         try:
             segmenter = self._load_segmenter(model_path, drivable)
         except Exception as error:  # noqa: BLE001 - any failure must leave the old model serving
-            reason = (f'model_path {model_path!r} rejected, still serving {old_path}: '
-                      f'{error}').replace('\n', ' ')
+            reason = (f'model_path {quoted(model_path)} rejected, still serving {old_path}: '
+                      f'{one_line(error)}')
             self.get_logger().error(reason)
             return reason
         self._segmenter = segmenter  # the worker picks it up at its next frame

@@ -30,8 +30,9 @@ from rclpy.parameter import Parameter
 
 from seg_perception.core.errors import SpecError
 from seg_perception.core.ground_grid import GridConfig
+from seg_perception.core.resources import config_file
 from seg_perception.core.spec import read_yaml
-from seg_perception.ros.dds import config_file
+
 
 DEFAULTS_FILE_NAME = 'segmentation.yaml'
 NODE_NAME = 'segmentation'

@@ -21,9 +21,10 @@ QoS profiles of the segmentation node, by name.
 - ``latched``: reliable, transient local, keep last 1: late joiners get the class table.
 """
 
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from seg_perception.core.errors import SpecError
+
 
 RELIABILITY = {
     'best_effort': ReliabilityPolicy.BEST_EFFORT,

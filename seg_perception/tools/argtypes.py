@@ -24,6 +24,7 @@ import math
 import re
 from typing import Callable
 
+
 TOPIC_PATTERN = re.compile(r'^[~/]?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
 
 

@@ -31,9 +31,14 @@ import os
 import time
 from typing import List
 
+import yaml
+
 from seg_perception.core.backends.base import check_model_file
-from seg_perception.core.errors import BackendError, DataError, ModelLoadError
+from seg_perception.core.errors import BackendError, DataError, ModelLoadError, one_line
+from seg_perception.core.spec import load_spec, named_sidecar_path
+from seg_perception.models.export import check_output_path, write_atomically
 from seg_perception.tools.argtypes import positive_int
+
 
 TENSORRT_MAJOR = 10
 DEFAULT_WORKSPACE_MIB = 2048
@@ -63,8 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_model_info(path: str):
     """Return (spec, op types, input names) of an ONNX model; errors name the file."""
     import onnx
-
-    from seg_perception.core.spec import load_spec
 
     check_model_file(path, 'ONNX model')
     try:
@@ -122,7 +125,7 @@ def build_serialized_engine(trt, onnx_path: str, args: argparse.Namespace) -> by
     if not parser.parse_from_file(onnx_path):
         errors: List[str] = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ModelLoadError(f'{onnx_path}: TensorRT cannot parse the model: '
-                             + '; '.join(e.replace('\n', ' ') for e in errors[:3]))
+                             + one_line('; '.join(errors[:3])))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, args.workspace << 20)
     for flag in builder_flags(trt.__version__, args.fp16, args.int8):
@@ -148,7 +151,6 @@ def build_serialized_engine(trt, onnx_path: str, args: argparse.Namespace) -> by
         raise BackendError(f'{onnx_path}: TensorRT engine build failed (see the TensorRT log '
                            'above)')
     if args.timing_cache:
-        from seg_perception.models.export import write_atomically
         write_atomically(bytes(memoryview(config.get_timing_cache().serialize())),
                          os.path.abspath(args.timing_cache))
     return bytes(memoryview(serialized))
@@ -156,11 +158,6 @@ def build_serialized_engine(trt, onnx_path: str, args: argparse.Namespace) -> by
 
 def run(args: argparse.Namespace) -> int:
     """Build the engine, write it and its spec sidecar, and print a summary line."""
-    import yaml
-
-    from seg_perception.core.spec import named_sidecar_path
-    from seg_perception.models.export import check_output_path, write_atomically
-
     spec, ops, _ = read_model_info(args.onnx)
     if args.int8 and 'QuantizeLinear' not in ops:
         raise ModelLoadError(f'{args.onnx}: --int8 needs an INT8 QDQ model (export it with '

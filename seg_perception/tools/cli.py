@@ -25,7 +25,10 @@ import importlib
 import sys
 from typing import List, Optional
 
-from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.errors import one_line, SegPerceptionError, UsageError
+
+
+FAILURE_EXIT, USAGE_EXIT = 1, 2  # 2 is what argparse exits with on bad usage
 
 COMMANDS = {
     'export': 'export a model of the zoo to self-describing ONNX (fp32 or INT8 QDQ)',
@@ -76,9 +79,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(importlib.import_module(module_name(args.command)).run(args) or 0)
+    except UsageError as error:
+        print(f'seg-perception {args.command}: error: {one_line(error)}', file=sys.stderr)
+        return USAGE_EXIT
     except SegPerceptionError as error:
-        print(f'seg-perception {args.command}: error: {error}', file=sys.stderr)
-        return 1
+        print(f'seg-perception {args.command}: error: {one_line(error)}', file=sys.stderr)
+        return FAILURE_EXIT
     except OSError as error:  # an output that cannot be written, a disk that is full, ...
         print(f'seg-perception {args.command}: error: {describe_os_error(error)}',
               file=sys.stderr)

@@ -15,10 +15,13 @@
 """
 ``seg-perception demo``: segment the bundled CamVid frames and write overlays and drivable masks.
 
-By default the demo goes through the node over DDS (:mod:`seg_perception.tools.demo_node`)
-and then scores the same frames offline; ``--core`` (or no rclpy) runs only the offline part.
+By default the demo goes through the node over DDS (:mod:`seg_perception.tools.demo_node`, which
+this module imports and hands the images and the model; it imports nothing from here) and then
+scores the same frames offline; ``--core`` (or no rclpy) runs only the offline part.
 :func:`run_core_demo` runs the ROS-free :class:`~seg_perception.core.Segmenter` on every image of
-``--images`` (default: the committed CamVid samples), writes ``<name>_overlay.png``,
+``--images`` (default: the shipped CamVid samples, found by
+:func:`seg_perception.core.resources.sample_dir` in a checkout, a colcon install or an installed
+wheel), writes ``<name>_overlay.png``,
 ``<name>_drivable.png`` and ``<name>_labels.png`` into ``--out``, and prints the mIoU, pixel
 accuracy and drivable IoU against the sample labels when they exist. Without ``--model`` it uses
 the bundled model; if there is none yet and torch is installed it exports an UNTRAINED LRASPP to
@@ -26,16 +29,13 @@ a temporary folder and says so loudly (the overlays are then meaningless).
 """
 
 import argparse
-import glob
 import os
+from pathlib import Path
 import sys
 from typing import List, Optional, Tuple
 
 from seg_perception.tools.argtypes import unit_interval
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE_IMAGES = os.path.join(REPO, 'data', 'samples', 'camvid', 'images')
-IMAGE_PATTERNS = ('*.png', '*.jpg', '*.jpeg')
 UNTRAINED_SIZE = (360, 480)  # CamVid frames, so nothing is resized
 
 
@@ -43,13 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the demo options."""
     from seg_perception.core.backends import CHOICES
     from seg_perception.core.colorize import DEFAULT_ALPHA
+    from seg_perception.core.resources import sample_dir
 
     parser.add_argument('--out', default=os.path.join('out', 'demo'), metavar='DIR',
                         help='output folder (created; default out/demo)')
     parser.add_argument('--model', default='', metavar='M',
                         help='model file (default: the bundled models/camvid_*.onnx)')
-    parser.add_argument('--images', default=SAMPLE_IMAGES, metavar='DIR',
-                        help='folder of PNG/JPEG images (default: the CamVid samples)')
+    parser.add_argument('--images', default=sample_dir('images') or '', metavar='DIR',
+                        help='folder of PNG/JPEG images (default: the shipped CamVid samples)')
     parser.add_argument('--labels', default='', metavar='DIR',
                         help='ground-truth label PNGs with the same names (default: ../labels '
                              'next to --images, when it exists)')
@@ -64,30 +65,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the node demo over DDS (default) or the core demo (``--core`` or no rclpy)."""
     import importlib.util
+    import tempfile
 
-    if args.core or importlib.util.find_spec('rclpy') is None:
-        return run_core_demo(args)
-    from seg_perception.tools.demo_node import run_node_demo
+    from seg_perception.core.backends.base import check_model_file
 
-    status = run_node_demo(args)
-    if status == 0 and label_folder(args.images, args.labels):
-        offline = argparse.Namespace(**{**vars(args), 'out': os.path.join(args.out, 'core')})
-        print(f'offline check of the same frames with the core (no DDS) into {offline.out}:')
-        return run_core_demo(offline)
-    return status
+    images = find_images(args.images)
+    gt_folder = label_folder(args.images, args.labels)  # a bad --labels fails before any work
+    over_dds = not args.core and importlib.util.find_spec('rclpy') is not None
+    with tempfile.TemporaryDirectory(prefix='seg_demo_') as scratch:
+        model, untrained = resolve_model(args.model, scratch)
+        if not over_dds:
+            return run_core_demo(args, images, model, untrained)
+        from seg_perception.tools.demo_node import run_node_demo
+
+        # a wrong path fails here in one line, not after the node process started
+        check_model_file(model, 'ONNX model' if model.lower().endswith('.onnx') else 'model')
+        status = run_node_demo(args, images, model, untrained)
+        if status == 0 and gt_folder:
+            offline = argparse.Namespace(**{**vars(args), 'out': os.path.join(args.out, 'core')})
+            print(f'offline check of the same frames with the core (no DDS) into {offline.out}:')
+            return run_core_demo(offline, images, model, untrained)
+        return status
 
 
-def find_images(folder: str) -> List[str]:
-    """Return the sorted image files of a folder, or raise DataError naming it."""
+def find_images(folder: str) -> List[Path]:
+    """Return the sorted image files of ``--images``, or raise DataError naming the folder."""
     from seg_perception.core.errors import DataError
+    from seg_perception.core.resources import SAMPLES_DIR, search_dirs
+    from seg_perception.io.images import list_images
 
-    if not os.path.isdir(folder):
-        raise DataError(f'{folder}: image folder not found (pass --images DIR)')
-    images = sorted({path for pattern in IMAGE_PATTERNS
-                     for path in glob.glob(os.path.join(folder, pattern))})
-    if not images:
-        raise DataError(f'{folder}: no {"/".join(IMAGE_PATTERNS)} images')
-    return images
+    if not folder:  # the default, and no samples shipped where resources looks
+        looked = ', '.join(search_dirs(os.path.join(SAMPLES_DIR, 'images')))
+        raise DataError(f'no sample images in {looked} (pass --images DIR)')
+    try:
+        return list_images(folder, 'image')
+    except DataError as error:
+        raise DataError(f'{error} (pass --images DIR)') from None
 
 
 def untrained_model(folder: str) -> str:
@@ -110,7 +123,7 @@ def resolve_model(model: str, scratch: str) -> Tuple[str, bool]:
     """Return (model path, untrained?): the given model, the bundled one, or an untrained one."""
     import importlib.util
 
-    from seg_perception.core.defaults import default_model_path
+    from seg_perception.core.resources import default_model_path
     from seg_perception.core.errors import ModelLoadError
 
     if model:
@@ -140,10 +153,9 @@ def label_folder(images: str, labels: str) -> Optional[str]:
     return guess if os.path.isdir(guess) else None
 
 
-def run_core_demo(args: argparse.Namespace) -> int:
+def run_core_demo(args: argparse.Namespace, images: List[Path], model: str,
+                  untrained: bool = False) -> int:
     """Segment every image with the core Segmenter; write PNGs and print a summary."""
-    import tempfile
-
     import cv2
     import numpy as np
 
@@ -152,56 +164,53 @@ def run_core_demo(args: argparse.Namespace) -> int:
     from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
     from seg_perception.core.spec import load_class_table
 
-    images = find_images(args.images)
     gt_folder = label_folder(args.images, args.labels)
     os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix='seg_demo_') as scratch:
-        model, untrained = resolve_model(args.model, scratch)
-        with Segmenter(model, backend=args.backend) as segmenter:
-            spec = segmenter.spec
-            info = segmenter.describe()
-            print(f'demo: {len(images)} images from {args.images}\n'
-                  f'model: {model}{" (UNTRAINED)" if untrained else ""}\n'
-                  f'runs on: {info["backend"]} {info["provider"]} {info["precision"]}; '
-                  f'{info["spec"]}')
-            try:  # dataset label values -> class ids (CamVid void 11 -> 255)
-                lut = load_class_table(spec.dataset).label_lut() if spec.dataset else None
-            except SpecError:  # not a bundled class table: take label values as they are
-                lut = None
-            confusion = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-            drivable = BinaryStats()
-            drivable_ids = spec.class_ids(segmenter.drivable_classes)
-            infer_ms = []
-            scored = 0
-            for path in images:
-                name = os.path.splitext(os.path.basename(path))[0]
-                bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-                if bgr is None:
-                    raise DataError(f'{path}: not a readable image')
-                result = segmenter.process(bgr, 'bgr8', overlay=True, overlay_alpha=args.alpha)
-                infer_ms.append(result.timings['infer'])
-                cv2.imwrite(os.path.join(args.out, f'{name}_overlay.png'),
-                            cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
-                cv2.imwrite(os.path.join(args.out, f'{name}_drivable.png'), result.drivable)
-                cv2.imwrite(os.path.join(args.out, f'{name}_labels.png'), result.labels)
-                line = (f'  {name}: {result.timings["total"]:.1f} ms '
-                        f'(infer {result.timings["infer"]:.1f})')
-                gt_path = os.path.join(gt_folder, os.path.basename(path)) if gt_folder else ''
-                if gt_path and os.path.exists(gt_path):
-                    gt = cv2.imread(gt_path, cv2.IMREAD_UNCHANGED)
-                    if gt is None or gt.shape != result.labels.shape:
-                        raise DataError(f'{gt_path}: label map unreadable or of shape '
-                                        f'{None if gt is None else gt.shape}, image is '
-                                        f'{result.labels.shape}')
-                    gt = lut[gt] if lut is not None else gt
-                    frame = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-                    frame.update(gt, result.labels)
-                    confusion.merge(frame)
-                    valid = gt != spec.ignore_index
-                    drivable.update(np.isin(gt, drivable_ids), result.drivable > 0, valid)
-                    scored += 1
-                    line += f', mIoU {frame.miou():.3f}'
-                print(line)
+    with Segmenter(model, backend=args.backend) as segmenter:
+        spec = segmenter.spec
+        info = segmenter.describe()
+        print(f'demo: {len(images)} images from {args.images}\n'
+              f'model: {model}{" (UNTRAINED)" if untrained else ""}\n'
+              f'runs on: {info["backend"]} {info["provider"]} {info["precision"]}; '
+              f'{info["spec"]}')
+        try:  # dataset label values -> class ids (CamVid void 11 -> 255)
+            lut = load_class_table(spec.dataset).label_lut() if spec.dataset else None
+        except SpecError:  # not a bundled class table: take label values as they are
+            lut = None
+        confusion = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+        drivable = BinaryStats()
+        drivable_ids = spec.class_ids(segmenter.drivable_classes)
+        infer_ms = []
+        scored = 0
+        for path in images:
+            name = os.path.splitext(os.path.basename(path))[0]
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise DataError(f'{path}: not a readable image')
+            result = segmenter.process(bgr, 'bgr8', overlay=True, overlay_alpha=args.alpha)
+            infer_ms.append(result.timings['infer'])
+            cv2.imwrite(os.path.join(args.out, f'{name}_overlay.png'),
+                        cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(os.path.join(args.out, f'{name}_drivable.png'), result.drivable)
+            cv2.imwrite(os.path.join(args.out, f'{name}_labels.png'), result.labels)
+            line = (f'  {name}: {result.timings["total"]:.1f} ms '
+                    f'(infer {result.timings["infer"]:.1f})')
+            gt_path = os.path.join(gt_folder, os.path.basename(path)) if gt_folder else ''
+            if gt_path and os.path.exists(gt_path):
+                gt = cv2.imread(gt_path, cv2.IMREAD_UNCHANGED)
+                if gt is None or gt.shape != result.labels.shape:
+                    raise DataError(f'{gt_path}: label map unreadable or of shape '
+                                    f'{None if gt is None else gt.shape}, image is '
+                                    f'{result.labels.shape}')
+                gt = lut[gt] if lut is not None else gt
+                frame = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+                frame.update(gt, result.labels)
+                confusion.merge(frame)
+                valid = gt != spec.ignore_index
+                drivable.update(np.isin(gt, drivable_ids), result.drivable > 0, valid)
+                scored += 1
+                line += f', mIoU {frame.miou():.3f}'
+            print(line)
     print(f'wrote {3 * len(images)} PNGs (overlay, drivable, labels) to {args.out}')
     if args.labels and not scored:
         raise DataError(f'--labels {args.labels}: no label file has the name of an image in '

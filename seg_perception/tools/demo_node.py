@@ -15,17 +15,19 @@
 """
 The node demo: start ``segmentation_node``, publish the CamVid samples, save what it published.
 
-:func:`run_node_demo` takes the ``seg-perception demo`` options (``--out``, ``--model``,
-``--images``, ``--backend``, ``--alpha``): it starts the node as a subprocess with the shipped
-DDS profile, publishes every image as a ``sensor_msgs/Image`` (bgr8, as a camera driver would),
-and writes ``<name>_overlay.png``, ``<name>_drivable.png`` and ``<name>_labels.png`` from the
-``~/overlay``, ``~/drivable_mask`` and ``~/labels`` messages it receives back.
+:func:`run_node_demo` takes the ``seg-perception demo`` options (``--out``, ``--backend``,
+``--alpha``) and the images and model :mod:`seg_perception.tools.demo` resolved (this module
+imports nothing from it, so the two are no circle): it starts the node as a subprocess with the
+shipped DDS profile, publishes every image as a ``sensor_msgs/Image`` (bgr8, as a camera driver
+would), and writes ``<name>_overlay.png``, ``<name>_drivable.png`` and ``<name>_labels.png``
+from the ``~/overlay``, ``~/drivable_mask`` and ``~/labels`` messages it receives back.
 """
 
 import argparse
 import os
+from pathlib import Path
 import tempfile
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 NODE_NAME = 'segmentation_demo'
 START_TIMEOUT_S = 120.0
@@ -33,16 +35,15 @@ FRAME_TIMEOUT_S = 30.0
 OUTPUTS = ('labels', 'drivable_mask', 'overlay')
 
 
-def sample_frames(folder: str = '') -> List[Tuple[str, object]]:
-    """Return [(name, RGB array)] of the images of folder (default: the CamVid samples)."""
+def read_frames(paths: Sequence[Path]) -> List[Tuple[str, object]]:
+    """Return [(name, RGB array)] of image files."""
     import cv2
 
     from seg_perception.core.errors import DataError
-    from seg_perception.tools.demo import find_images, SAMPLE_IMAGES
 
     frames = []
-    for path in find_images(folder or SAMPLE_IMAGES):
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    for path in paths:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise DataError(f'{path}: not a readable image')
         frames.append((os.path.splitext(os.path.basename(path))[0],
@@ -50,20 +51,19 @@ def sample_frames(folder: str = '') -> List[Tuple[str, object]]:
     return frames
 
 
-def run_node_demo(args: argparse.Namespace) -> int:
-    """Run the node on the sample images and write the overlays it published; return 0."""
+def run_node_demo(args: argparse.Namespace, images: Sequence[Path], model: str,
+                  untrained: bool = False) -> int:
+    """Run the node on the images and write the overlays it published; return 0."""
     import cv2
 
     from seg_perception.core.errors import SegPerceptionError
     from seg_perception.ros.dds import apply_profile
-    from seg_perception.ros.peer import image_array, NodeProcess, Peer, stamp_ns
-    from seg_perception.tools.demo import resolve_model
+    from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns
 
-    frames = sample_frames(args.images)
+    frames = read_frames(images)
     os.makedirs(args.out, exist_ok=True)
     apply_profile()
     with tempfile.TemporaryDirectory(prefix='seg_node_demo_') as scratch:
-        model, untrained = resolve_model(args.model, scratch)
         node = NodeProcess({'model_path': model, 'backend': args.backend,
                             'overlay_alpha': float(args.alpha)}, name=NODE_NAME,
                            log_dir=scratch)

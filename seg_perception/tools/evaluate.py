@@ -30,22 +30,32 @@ import heapq
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
-from seg_perception.core.errors import DataError, SpecError
-from seg_perception.core.spec import read_yaml
+from seg_perception.core import colorize
+from seg_perception.core.drivable import class_mask
+from seg_perception.core.errors import DataError, InputError, SpecError, UsageError
+from seg_perception.core.imagecodec import to_rgb
+from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
+from seg_perception.core.resources import bundled_yaml, CLASS_MAPS_DIR
+from seg_perception.core.spec import (ClassTable, load_class_table, read_yaml,
+                                      resolve_class_table_path)
+from seg_perception.io import bags as bagio
+from seg_perception.io import frames
+from seg_perception.tools import pipeline, report
 from seg_perception.tools.argtypes import non_negative_float, non_negative_int, positive_int
+from seg_perception.tools.infer import choose_image_topic
+from seg_perception.tools.report import _number, Thumbnail
+
 
 DEFAULT_STRIP_FRAMES = 3
 THUMBNAIL_WIDTH = 320
 DRIVABLE_TOPIC = '/segmentation/drivable_mask'
-CLASS_MAPS_FOLDER = 'class_maps'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the evaluate options."""
-    from seg_perception.tools import bagio, frames, pipeline
-
     pipeline.add_model_arguments(parser)
     parser.add_argument('--images', metavar='DIR', help='image folder (with --labels)')
     parser.add_argument('--labels', metavar='DIR',
@@ -103,8 +113,6 @@ class ClassSetup:
 
 def table_from_spec(spec: Any) -> Any:
     """Return a ClassTable made of a model spec's classes (GT in the model's own classes)."""
-    from seg_perception.core.spec import ClassTable
-
     return ClassTable(name=spec.dataset or 'model', classes=list(spec.classes),
                       drivable=list(spec.drivable_classes), ignore_index=spec.ignore_index,
                       source=spec.source)
@@ -112,25 +120,7 @@ def table_from_spec(spec: Any) -> Any:
 
 def resolve_class_map(name_or_path: str) -> str:
     """Return a class map path: a file, or a bundled name such as ``cityscapes_to_camvid``."""
-    from seg_perception.core.spec import CLASSES_DIR
-
-    if os.path.isfile(name_or_path):
-        return name_or_path
-    folders = [os.path.join(os.path.dirname(CLASSES_DIR), CLASS_MAPS_FOLDER)]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        folders.append(os.path.join(get_package_share_directory('seg_perception'), 'config',
-                                    CLASS_MAPS_FOLDER))
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed
-        pass
-    for folder in folders:
-        candidate = os.path.join(folder, f'{name_or_path}.yaml')
-        if os.path.exists(candidate):
-            return candidate
-    bundled = sorted(f[:-5] for f in os.listdir(folders[0]) if f.endswith('.yaml')) \
-        if os.path.isdir(folders[0]) else []
-    raise SpecError(f'{name_or_path}: class map not found (give a YAML path or one of '
-                    f'{bundled})')
+    return bundled_yaml(CLASS_MAPS_DIR, name_or_path, 'class map')
 
 
 def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str]]:
@@ -144,7 +134,6 @@ def read_class_map(name_or_path: str) -> Tuple[str, Dict[Any, Any], Optional[str
                             f'name or null}}, got {data.get("map")!r}')
         target = data.get('target')
         if target is not None:
-            from seg_perception.core.spec import resolve_class_table_path
             try:
                 resolve_class_table_path(str(target))
             except SpecError as error:
@@ -192,8 +181,6 @@ def class_setup(args: argparse.Namespace, pred_table: Optional[Any]) -> ClassSet
     ``pred_table`` holds the classes of the predictions (the model's, or ``--pred-classes``);
     None means the predictions use the ground-truth classes.
     """
-    from seg_perception.core.spec import load_class_table
-
     target = read_class_map(args.classes)[2] if args.classes and not args.gt_classes else None
     if args.gt_classes or target:
         gt_table = load_class_table(args.gt_classes or target)
@@ -252,8 +239,6 @@ class Scorer:
     """Scores frames against ground truth and keeps the totals and the worst/best frames."""
 
     def __init__(self, setup: ClassSetup, strip: int, camera_images: bool) -> None:
-        from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
-
         self.setup = setup
         self.gt_palette = palette_of(setup.gt_table.classes)
         self.pred_palette = palette_of(setup.pred_classes)
@@ -270,9 +255,6 @@ class Scorer:
 
     def score(self, frame: Any, result: Any) -> FrameScore:
         """Score one frame (runs in the write pool)."""
-        from seg_perception.core.errors import InputError
-        from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
-
         record = FrameScore(frame.name, frame.job.stamp)
         pred = result.labels
         if self.setup.pred_lut is not None:
@@ -293,12 +275,6 @@ class Scorer:
         return record
 
     def _thumbnail(self, frame: Any, labels: np.ndarray, gt: np.ndarray, score: float) -> Any:
-        import cv2
-
-        from seg_perception.core import colorize
-        from seg_perception.core.preprocess import to_rgb
-        from seg_perception.tools.report import Thumbnail
-
         height, width = labels.shape
         size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
         small_labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
@@ -357,8 +333,6 @@ class RecordedResult:
 
 # -- sources -------------------------------------------------------------------------------------
 def _check_mode(args: argparse.Namespace) -> str:
-    from seg_perception.tools.pipeline import UsageError
-
     modes = [m for m, on in (('images', args.images), ('predictions', args.predictions),
                              ('bag', args.bag and not args.predictions)) if on]
     if len(modes) != 1:
@@ -386,8 +360,6 @@ def _stamp_index(reader: Any, topics: Sequence[str], duplicates: Optional[Dict[s
 
     The first message of a stamp wins; later ones are counted per topic in ``duplicates``.
     """
-    from seg_perception.tools import bagio
-
     index: Dict[str, Dict[int, Tuple[str, Any]]] = {t: {} for t in topics}
     for message in reader.messages(topics):
         try:
@@ -406,8 +378,6 @@ def _stamp_index(reader: Any, topics: Sequence[str], duplicates: Optional[Dict[s
 def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
                     setup: ClassSetup, stats: Any) -> Any:
     """Yield jobs whose 'image' is a recorded label map, with GT (and image) by stamp."""
-    from seg_perception.tools import bagio, frames
-
     pred_type = pred_reader.require_topic(args.pred_topic, (bagio.IMAGE,), 'prediction topic')
     gt_reader.require_topic(args.gt_topic, (bagio.IMAGE,), 'ground-truth topic')
     aux = [args.gt_topic]
@@ -461,13 +431,11 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
 
 
 def _loader(entry: Tuple[str, Any], source: str) -> Any:
-    from seg_perception.tools import bagio
     return lambda: bagio.image_from_message(entry[1], entry[0], source)
 
 
 def recorded_segment(setup: ClassSetup, timing: Any) -> Any:
     """Return the ``segment`` step of predictions mode: the recorded labels are the result."""
-    from seg_perception.core.drivable import class_mask
 
     def segment(frame: Any) -> RecordedResult:
         labels = np.asarray(frame.image)
@@ -483,12 +451,7 @@ def recorded_segment(setup: ClassSetup, timing: Any) -> Any:
 # -- run -----------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     """Evaluate; write the report; print one summary line; exit 1 if the input was damaged."""
-    from seg_perception.tools import bagio, frames, pipeline, report
-
-    try:
-        mode = _check_mode(args)
-    except pipeline.UsageError as error:
-        return pipeline.usage_exit('evaluate', error)
+    mode = _check_mode(args)
     os.makedirs(args.report, exist_ok=True)
     readers: List[Any] = []
     stats = frames.MatchStats()
@@ -502,7 +465,6 @@ def run(args: argparse.Namespace) -> int:
             segmenter = pipeline.load_segmenter(args)
             pred_table = table_from_spec(segmenter.spec)
         elif args.pred_classes:
-            from seg_perception.core.spec import load_class_table
             pred_table = load_class_table(args.pred_classes)
         setup = class_setup(args, pred_table)
         scorer = Scorer(setup, args.strip, camera_images=mode != 'predictions')
@@ -515,7 +477,6 @@ def run(args: argparse.Namespace) -> int:
             reader = bagio.BagReader(args.bag)
             readers.append(reader)
             reader.open()
-            from seg_perception.tools.infer import choose_image_topic
             image_topic = choose_image_topic(reader, args.image_topic, '--image-topic')
             jobs = frames.matched_bag_jobs(reader, image_topic, args.gt_topic, setup.gt_lut,
                                            stats, args.match_window, args.max)
@@ -575,8 +536,6 @@ def build_metrics(args: argparse.Namespace, mode: str, segmenter: Any, setup: Cl
                   source: Dict[str, Any], error: Optional[DataError],
                   orphans: int) -> Dict[str, Any]:
     """Return the metrics.json content."""
-    from seg_perception.tools import pipeline
-
     names = setup.gt_table.class_names
     segmentation = scorer.confusion.to_dict(names)
     evaluated = len(scorer.per_frame)
@@ -611,8 +570,6 @@ def build_metrics(args: argparse.Namespace, mode: str, segmenter: Any, setup: Cl
 
 def summary_line(metrics: Dict[str, Any], timing: Any, mode: str, report_dir: str) -> str:
     """Return the one-line summary printed at the end."""
-    from seg_perception.tools.report import _number
-
     seg = metrics['segmentation']
     frames_info = metrics['frames']
     skipped = (f', {frames_info["skipped"]} skipped ('

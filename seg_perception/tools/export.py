@@ -23,8 +23,16 @@ file is written to a temporary name and renamed, so a failure never leaves a par
 import argparse
 
 from seg_perception.core import spec as spec_module
-from seg_perception.models.zoo import ARCHITECTURES
+from seg_perception.core.errors import UsageError
+from seg_perception.models.calibration import DEFAULT_CALIBRATION_IMAGES, load_calibration_images
+from seg_perception.models.export import (check_output_path, DEFAULT_OPSET, export_model,
+                                          OPSET_RANGE)
+from seg_perception.models.quantize import (CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD,
+                                            make_quantizer, QUANTIZE_CHOICES)
+from seg_perception.models.zoo import (ARCHITECTURES, check_input_size, create_model,
+                                       resolve_backbone)
 from seg_perception.tools.argtypes import positive_int, within
+
 
 DEFAULT_HEIGHT = 360  # CamVid frames are 480x360
 DEFAULT_WIDTH = 480
@@ -33,11 +41,6 @@ DEFAULT_LAYOUT = 'nhwc'  # camera images are HWC: the transpose happens inside t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the export options."""
-    from seg_perception.models.calibration import DEFAULT_CALIBRATION_IMAGES
-    from seg_perception.models.export import DEFAULT_OPSET, OPSET_RANGE
-    from seg_perception.models.quantize import (CALIBRATION_METHODS,
-                                                DEFAULT_CALIBRATION_METHOD, QUANTIZE_CHOICES)
-
     families = ', '.join(f'{name} ({"/".join(info.backbones)})'
                          for name, info in ARCHITECTURES.items())
     parser.add_argument('--arch', required=True, help=f'architecture: {families}')
@@ -82,19 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='activation range calibration (default %(default)s)')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip counting GFLOPs (one extra forward pass)')
-    parser.set_defaults(_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Export the model and print the one-line summary."""
-    parser = args._parser
     if args.quantize and not args.calib:
-        parser.error('--quantize int8 needs --calib DIR_OR_BAG (real images to calibrate on)')
+        raise UsageError('--quantize int8 needs --calib DIR_OR_BAG (real images to calibrate on)')
     if args.calib and not args.quantize:
-        parser.error('--calib is only used with --quantize int8')
-
-    from seg_perception.models.export import check_output_path, export_model
-    from seg_perception.models.zoo import check_input_size, create_model, resolve_backbone
+        raise UsageError('--calib is only used with --quantize int8')
 
     check_output_path(args.out)
     table = spec_module.load_class_table(args.classes)
@@ -108,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
         resize_mode=args.resize_mode, source=args.out)
     quantizer = None
     if args.quantize:
-        from seg_perception.models.calibration import load_calibration_images
-        from seg_perception.models.quantize import make_quantizer
         images = load_calibration_images(args.calib, args.calib_count, args.calib_topic)
         quantizer = make_quantizer(images, args.calib_method)
     model = create_model(arch, backbone, num_classes=table.num_classes, weights=args.weights)

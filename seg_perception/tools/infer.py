@@ -27,9 +27,19 @@ import argparse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 import os
+import time
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
+import cv2
+
+from seg_perception.core import colorize
+from seg_perception.core.errors import DataError, UsageError
+from seg_perception.core.imagecodec import to_rgb
+from seg_perception.io import bags as bagio
+from seg_perception.io import frames
+from seg_perception.tools import make_bag, pipeline
 from seg_perception.tools.argtypes import positive_int, unit_interval
+
 
 SAVE_CHOICES = ('labels', 'drivable', 'overlay', 'color', 'confidence')
 DEFAULT_SAVE = ('labels', 'drivable', 'overlay')
@@ -43,8 +53,6 @@ NOT_CAMERA_WORDS = ('label', 'mask', 'segmentation', 'overlay', 'confidence')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the infer options."""
-    from seg_perception.tools import pipeline
-
     pipeline.add_model_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--bag', metavar='BAG', help='ROS 2 bag (dir, .mcap, .db3) or ROS 1 .bag')
@@ -70,9 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def choose_image_topic(reader: Any, topic: Optional[str], option: str = '--topic') -> str:
     """Return topic, or the bag's only camera topic; several or none raise DataError."""
-    from seg_perception.core.errors import DataError
-    from seg_perception.tools import bagio
-
     if topic:
         return topic
     candidates = reader.topics_of_type(bagio.IMAGE_TYPES)
@@ -112,11 +117,6 @@ class Outputs:
     """Writes one frame's results: image files (write pool) and bag messages (main thread)."""
 
     def __init__(self, args: argparse.Namespace, spec: Any, reader: Any) -> None:
-        import time
-
-        from seg_perception.core import colorize
-        from seg_perception.tools import bagio, make_bag
-
         self.out = args.out
         self.save = set(args.save) if args.out else set()
         self.alpha = colorize.DEFAULT_ALPHA if args.alpha is None else args.alpha
@@ -153,11 +153,6 @@ class Outputs:
 
     def write(self, frame: Any, result: Any) -> Dict[str, Any]:
         """Write the files of one frame; return its bag messages and index line (worker)."""
-        import cv2
-
-        from seg_perception.core import colorize
-        from seg_perception.core.preprocess import to_rgb
-
         name = frame.name
         images: Dict[str, Any] = {'labels': result.labels,
                                   'drivable': result.drivable}
@@ -182,7 +177,6 @@ class Outputs:
                 path = os.path.join(self.out, kind, f'{name}.png')
                 params = []
             if not cv2.imwrite(path, image, params):
-                from seg_perception.core.errors import DataError
                 raise DataError(f'{path}: cannot write (disk full or no permission?)')
         stamp, log_time = self.stamp_of(frame)
         height, width = result.labels.shape
@@ -192,8 +186,6 @@ class Outputs:
 
     def _messages(self, frame: Any, images: Dict[str, Any], stamp: int) -> List[Tuple]:
         """Return the serialized bag messages of a frame: (topic, msgtype, bytes) (worker)."""
-        from seg_perception.tools import bagio
-
         store = self.bag.store
         header = bagio.make_header(store, stamp, frame.job.frame_id, seq=frame.job.index)
         built: List[Tuple[str, Any]] = []
@@ -250,8 +242,6 @@ class Outputs:
 
 def check_options(args: argparse.Namespace) -> None:
     """Reject option combinations that cannot work (UsageError)."""
-    from seg_perception.tools.pipeline import UsageError
-
     if not args.out and not args.out_bag:
         raise UsageError('nothing to write: give --out DIR and/or --out-bag OUT.mcap')
     if args.topic and args.images:
@@ -260,13 +250,7 @@ def check_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Segment every frame; print one summary line; exit 1 if the input bag was damaged."""
-    from seg_perception.core.errors import DataError
-    from seg_perception.tools import bagio, frames, pipeline
-
-    try:
-        check_options(args)
-    except pipeline.UsageError as error:
-        return pipeline.usage_exit('infer', error)
+    check_options(args)
     reader = None
     try:
         if args.bag:
@@ -311,7 +295,6 @@ def run(args: argparse.Namespace) -> int:
     if error is not None:
         raise error
     if not timing.frames:
-        from seg_perception.core.errors import DataError
         raise DataError(f'{source}: no frame was segmented'
                         + (f' ({skips.total} skipped: {skips.text()})' if skips.total else ''))
     return 0

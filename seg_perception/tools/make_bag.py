@@ -26,9 +26,14 @@ import decimal
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from seg_perception.core.errors import DataError
-from seg_perception.core.spec import read_yaml
+from tqdm import tqdm
+
+from seg_perception.core.errors import DataError, UsageError
+from seg_perception.core.spec import load_class_table, read_yaml
+from seg_perception.io import bags as bagio
+from seg_perception.io import frames
 from seg_perception.tools.argtypes import positive_float, positive_int, topic_name
+
 
 DEFAULT_RATE_HZ = 10.0
 MAX_START_STAMP_S = 2.0 ** 31 - 3600.0  # builtin_interfaces/Time.sec is int32; room for the frames
@@ -37,8 +42,6 @@ DEFAULT_FRAME_ID = 'camera'
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the make-bag options."""
-    from seg_perception.tools import bagio
-
     parser.add_argument('--images', required=True, metavar='DIR',
                         help='folder of .png/.jpg frames, sorted by file name')
     parser.add_argument('--labels', metavar='DIR',
@@ -136,15 +139,11 @@ def load_camera_info(path: str) -> Dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Write the bag; print one summary line."""
-    from seg_perception.core.spec import load_class_table
-    from seg_perception.tools import bagio, frames, pipeline
-
     topic = args.topic.rstrip('/') + ('/compressed' if args.compressed else '')
     taken = [topic] + ([args.labels_topic] if args.labels else []) + (
         [args.camera_info_topic] if args.camera_info else [])
     if len(set(taken)) != len(taken):
-        return pipeline.usage_exit('make-bag', pipeline.UsageError(
-            f'image, label and camera_info topics must differ, got {taken}'))
+        raise UsageError(f'image, label and camera_info topics must differ, got {taken}')
     lut = load_class_table(args.classes).label_lut() if args.classes else None
     jobs, orphans = frames.folder_jobs(args.images, args.labels, lut, limit=args.max)
     unlabelled = [job for job in jobs if job.skip == 'no_gt']
@@ -180,10 +179,6 @@ def run(args: argparse.Namespace) -> int:
 def _write_frames(args: argparse.Namespace, writer: Any, jobs: List[Any], topic: str,
                   calibration: Optional[Dict[str, Any]], start: int, period: float) -> int:
     """Decode the frames in a worker pool and write them in order; return the label count."""
-    from tqdm import tqdm
-
-    from seg_perception.tools import bagio, frames
-
     store = writer.store
     labelled = 0
     decoded = frames.ordered_map(frames.decode, jobs, frames.default_workers())

@@ -31,26 +31,15 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
 import numpy as np
 from tqdm import tqdm
 
+from seg_perception.core import Segmenter
 from seg_perception.core.backends import CHOICES as BACKEND_CHOICES
 from seg_perception.core.backends.base import PRECISIONS
-from seg_perception.core.errors import DataError, SegPerceptionError
-from seg_perception.tools import frames as frames_module
+from seg_perception.core.errors import DataError
+from seg_perception.io import frames as frames_module
 from seg_perception.tools.argtypes import non_negative_int
 
+
 PERCENTILES = (50, 95, 99)
-USAGE_EXIT_CODE = 2
-
-
-class UsageError(SegPerceptionError):
-    """A bad combination of command-line options (exit code 2, like argparse)."""
-
-
-def usage_exit(command: str, error: UsageError) -> int:
-    """Print a usage error the way argparse does; return exit code 2."""
-    import sys
-
-    print(f'seg-perception {command}: error: {error}', file=sys.stderr)
-    return USAGE_EXIT_CODE
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -76,8 +65,6 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_segmenter(args: argparse.Namespace) -> Any:
     """Create the core Segmenter from the parsed model options."""
-    from seg_perception.core import Segmenter
-
     return Segmenter(model_path=args.model or None, backend=args.backend, device=args.device,
                      precision=args.precision, num_threads=args.threads)
 

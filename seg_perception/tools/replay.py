@@ -30,8 +30,10 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from seg_perception.core.errors import DataError, SegPerceptionError
+from seg_perception.core.errors import DataError, SegPerceptionError, UsageError
+from seg_perception.io import bags as bagio
 from seg_perception.tools.argtypes import non_negative_float, positive_float, topic_name
+
 
 DEFAULT_RECORD_WAIT_S = 10.0
 DEFAULT_LINGER_S = 1.0
@@ -70,8 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_remaps(pairs: Sequence[str]) -> Dict[str, str]:
     """Parse ``from:=to`` pairs; a malformed pair raises UsageError."""
-    from seg_perception.tools.pipeline import UsageError
-
     remaps = {}
     for pair in pairs:
         source, separator, target = pair.partition(':=')
@@ -97,8 +97,6 @@ def message_class(msgtype: str) -> Any:
 
 def choose_topics(reader: Any, wanted: Optional[Sequence[str]]) -> Dict[str, str]:
     """Return {topic: msgtype} to publish; unknown topics raise DataError listing the bag's."""
-    from seg_perception.tools import bagio
-
     topics = reader.topics()
     if not topics:
         raise DataError(f'{reader.path}: the bag is empty (no topics)')
@@ -120,8 +118,6 @@ class Recorder:
     """Subscribes to topics (raw CDR) and writes every message into a bag, stamped on arrival."""
 
     def __init__(self, node: Any, path: str, topics: Sequence[str]) -> None:
-        from seg_perception.tools import bagio
-
         self.node = node
         self.path = path
         self.topics = list(topics)
@@ -201,19 +197,13 @@ def _wait(condition: Any, timeout: float, period: float = 0.05) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Publish the bag (and record); print one summary line."""
     from seg_perception.ros.dds import apply_profile
-    from seg_perception.tools import bagio
 
-    from seg_perception.tools.pipeline import usage_exit, UsageError
-
-    try:
-        if bool(args.record) != bool(args.record_topics):
-            raise UsageError('--record OUT and --record-topics T... go together')
-        if args.record and args.record.endswith('.bag'):
-            raise UsageError('--record writes ROS 2 bags (OUT.mcap, OUT.db3 or a folder), not '
-                             'ROS 1 .bag')
-        remaps = parse_remaps(args.remap)
-    except UsageError as error:
-        return usage_exit('replay', error)
+    if bool(args.record) != bool(args.record_topics):
+        raise UsageError('--record OUT and --record-topics T... go together')
+    if args.record and args.record.endswith('.bag'):
+        raise UsageError('--record writes ROS 2 bags (OUT.mcap, OUT.db3 or a folder), not '
+                         'ROS 1 .bag')
+    remaps = parse_remaps(args.remap)
     wait_s = args.wait if args.wait is not None else (DEFAULT_RECORD_WAIT_S if args.record
                                                       else 0.0)
     with bagio.BagReader(args.bag) as reader:
@@ -244,7 +234,6 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
     from seg_perception.ros.memory import keep_large_buffers
-    from seg_perception.tools import bagio
 
     keep_large_buffers()
     rclpy.init(args=[])  # never parse this tool's own argv as ROS arguments

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+
 METRICS_FILE = 'metrics.json'
 MARKDOWN_FILE = 'report.md'
 HTML_FILE = 'report.html'

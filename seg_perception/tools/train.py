@@ -16,8 +16,9 @@
 
 import argparse
 import os
+from typing import Tuple
 
-from seg_perception.core.errors import DataError
+from seg_perception.core.errors import DataError, UsageError
 from seg_perception.models.zoo import ARCHITECTURES
 from seg_perception.tools.argtypes import (non_negative_float, non_negative_int, positive_float,
                                            positive_int, within)
@@ -34,10 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--classes', default='camvid', help='class table name or YAML path')
     parser.add_argument('--epochs', type=positive_int, default=200)
     parser.add_argument('--resume', metavar='CKPT',
-                        help='continue from a last.pt or resume.pt checkpoint')
+                        help='continue from the resume.pt of a run (exactly as if never stopped)')
+    parser.add_argument('--train-sequences', type=sequence_list, default=(), metavar='A,B',
+                        help='train on the frames of these recording sequences (file-name '
+                             'prefix before "_"), taken from train/ and val/ together')
+    parser.add_argument('--val-sequences', type=sequence_list, default=(), metavar='C',
+                        help='validate on these sequences (must not overlap the training '
+                             'ones); with --train-sequences')
     parser.add_argument('--height', type=positive_int, default=360, help='deployed input height')
     parser.add_argument('--width', type=positive_int, default=480, help='deployed input width')
     parser.add_argument('--crop', default='288x384', help='training crop HxW')
+    parser.add_argument('--scale', default='0.5-1.75', metavar='MIN-MAX',
+                        help='random rescale range of the training frames before the crop')
     parser.add_argument('--batch-size', type=positive_int, default=8)
     parser.add_argument('--lr', type=positive_float, default=2e-3)
     parser.add_argument('--weight-decay', type=non_negative_float, default=1e-4)
@@ -59,15 +68,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
+def sequence_list(text: str) -> Tuple[str, ...]:
+    """Parse a comma-separated list of sequence names (at least one)."""
+    names = tuple(name.strip() for name in text.split(',') if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f'expected sequence names like 0001TP,0016E5, got '
+                                         f'{text!r}')
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the data up front, then train (or continue) and print the final numbers."""
     from seg_perception.models.data import AugmentConfig
-    from seg_perception.models.train import Trainer, TrainConfig
+    from seg_perception.models.train import TrainConfig, Trainer
 
     try:
         crop_h, crop_w = (int(v) for v in args.crop.lower().split('x'))
     except ValueError:
         raise DataError(f'--crop {args.crop!r}: expected HxW, e.g. 288x384') from None
+    try:
+        scale_min, scale_max = (float(v) for v in args.scale.split('-'))
+    except ValueError:
+        raise UsageError(f'--scale {args.scale!r}: expected MIN-MAX, e.g. 0.5-2.0') from None
+    if not 0 < scale_min <= scale_max <= 8:
+        raise UsageError(f'--scale {args.scale!r}: need 0 < MIN <= MAX <= 8')
     if not os.path.isdir(args.data):
         raise DataError(f'{args.data}: data folder not found')
     if args.workers < 0:
@@ -82,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         val_every=args.val_every, num_threads=args.threads, workers=args.workers,
         amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
-        augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w))
+        train_sequences=args.train_sequences, val_sequences=args.val_sequences,
+        augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
+                              scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
     print(f'train: {config.arch}/{config.backbone} on {len(trainer.train_set)} train + '
           f'{len(trainer.val_set)} val images, {trainer.device}, epoch {trainer.epoch} -> '

@@ -28,6 +28,7 @@ from typing import Dict, List, Tuple
 from seg_perception.core.backends.base import Backend
 from seg_perception.core.errors import BackendError
 
+
 BACKENDS: Dict[str, str] = {
     'onnxruntime': 'seg_perception.core.backends.onnxruntime:OnnxRuntimeBackend',
     'tensorrt': 'seg_perception.core.backends.tensorrt:TensorRTBackend',

@@ -22,6 +22,7 @@ import numpy as np
 
 from seg_perception.core.errors import BackendError, ModelLoadError
 
+
 PRECISIONS = ('fp32', 'fp16', 'int8')
 
 
@@ -136,10 +137,3 @@ def parse_device(device: str) -> Tuple[str, int]:
     if kind in ('cuda', 'gpu') and (not index or index.isdigit()):
         return 'cuda', int(index or 0)
     raise BackendError(f'unknown device {device!r}; use "" (auto), "cpu", "cuda" or "cuda:N"')
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """Return an exception as one short line: its type and first message line."""
-    text = str(error).strip().splitlines()
-    first = next((line.strip() for line in text if line.strip()), '')
-    return f'{type(error).__name__}: {first[:limit]}'

@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
-                                               check_precision, make_cache_dir, one_line,
-                                               parse_device)
-from seg_perception.core.errors import BackendError, ModelLoadError
+                                               check_precision, make_cache_dir, parse_device)
+from seg_perception.core.errors import BackendError, ModelLoadError, one_line
+
 
 LOGGER = logging.getLogger('seg_perception')
 TENSORRT_EP = 'TensorrtExecutionProvider'

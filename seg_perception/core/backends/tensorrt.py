@@ -28,8 +28,9 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
-                                               check_precision, one_line, parse_device)
-from seg_perception.core.errors import BackendError, ModelLoadError
+                                               check_precision, parse_device)
+from seg_perception.core.errors import BackendError, ModelLoadError, one_line
+
 
 INSTALL_HINT = ('pip install "seg_perception[tensorrt]" (tensorrt and cuda-python) on a machine '
                 'with an NVIDIA GPU and driver')

@@ -20,13 +20,15 @@ Three kinds of file, on CPU or CUDA (torch is imported only here, and only when 
 * TorchScript (``torch.jit.save``, usually ``.pt``) and ``torch.export`` programs (``.pt2``)
   that implement their spec's input/output contract; the spec JSON may be stored in the file's
   extra files under :data:`~seg_perception.core.spec.METADATA_KEY`, else in a sidecar YAML.
-* A checkpoint of a :mod:`seg_perception.models.zoo` network (state dict) next to a sidecar
-  ``<checkpoint>.yaml`` spec whose ``architecture`` is ``arch``, ``arch/backbone`` or
-  ``arch-backbone`` (what ``seg-perception export`` writes); the backend
-  builds the network and adds what the spec promises (uint8 input normalized inside, NHWC input,
-  argmax output), so the same Preprocessor/Postprocessor drive every backend.
+* A state-dict checkpoint next to a sidecar ``<checkpoint>.yaml`` spec whose ``architecture``
+  names the network. The core knows no networks: a *network builder* registered under the entry
+  point group :data:`NETWORK_BUILDERS` (the model zoo of :mod:`seg_perception.models`, installed
+  with the ``export`` extra, registers one in setup.py) builds it with the weights, and the
+  backend adds what the spec promises (uint8 input normalized inside, NHWC input, argmax
+  output), so the same Preprocessor/Postprocessor drive every backend.
 """
 
+from importlib.metadata import entry_points
 import logging
 import os
 from typing import Any, Dict
@@ -34,12 +36,31 @@ from typing import Any, Dict
 import numpy as np
 
 from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
-                                               check_precision, one_line, parse_device)
-from seg_perception.core.errors import BackendError, ModelLoadError, SegPerceptionError
+                                               check_precision, parse_device)
+from seg_perception.core.errors import BackendError, ModelLoadError, one_line, SegPerceptionError
 from seg_perception.core.spec import load_spec, METADATA_KEY, ModelSpec
+
 
 LOGGER = logging.getLogger('seg_perception')
 EXPORTED_PROGRAM_SUFFIX = '.pt2'
+# entry point group of callables (architecture, num_classes, weights path) -> torch.nn.Module
+NETWORK_BUILDERS = 'seg_perception.network_builders'
+
+
+def build_network(architecture: str, num_classes: int, weights: str) -> Any:
+    """Build a network with its weights through the registered builders (the first that knows)."""
+    builders = sorted(entry_points(group=NETWORK_BUILDERS), key=lambda point: point.name)
+    if not builders:
+        raise ModelLoadError(f'{weights}: a state-dict checkpoint needs a network builder '
+                             f'(entry point group {NETWORK_BUILDERS!r}); none is installed: '
+                             'pip install "seg_perception[export]"')
+    errors = []
+    for point in builders:
+        try:
+            return point.load()(architecture, num_classes, weights)
+        except ModelLoadError as error:
+            errors.append(str(error))
+    raise ModelLoadError('; '.join(errors))
 
 
 def import_torch() -> Any:
@@ -151,14 +172,7 @@ class TorchBackend(Backend):
         except SegPerceptionError as error:
             raise ModelLoadError(f'{path}: not TorchScript ({reason}) and no checkpoint spec: '
                                  f'{error}') from None
-        from seg_perception.models.zoo import create_model, split_architecture, ZooError
-        arch, backbone = split_architecture(spec.architecture)
-        try:
-            network = create_model(arch, backbone, num_classes=spec.num_classes,
-                                   weights=path)
-        except ZooError as error:
-            raise ModelLoadError(f'{path}: spec architecture {spec.architecture!r}: '
-                                 f'{error}') from None
+        network = build_network(spec.architecture, spec.num_classes, path)
         return spec_adapter(torch, network, spec).to(self._device).eval()
 
     def _store_extra(self, extra: Dict[str, Any]) -> None:

@@ -13,51 +13,53 @@
 # limitations under the License.
 
 """
-``seg-perception bench --node``: camera stamp -> ``~/labels`` latency through the node over DDS.
+``seg-perception bench node``: camera stamp -> ``~/labels`` latency through the node over DDS.
 
 The node runs in its own process (``segmentation_node``); this process is the camera and the
 viewer: it publishes real CamVid frames scaled to 1280x720 rgb8 at 30 Hz with the shipped DDS
 profile and records when each ``~/labels`` message arrives. The same model is first timed alone
 (the backend's ``infer`` only, in this process, before the node starts), so the ratios say what
 the node and DDS add: targets p50 <= 1.15 x inference and p99 <= 1.5 x p50. Afterwards the same
-frames go through a model-free echo process (:mod:`seg_perception.ros.echo`), which answers each
-frame with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone cost.
+frames go through a model-free echo process (:mod:`seg_perception.ros.harness.echo`), which
+answers each frame with a same-size mono8 ``~/labels``: its latency is what DDS and rclpy alone
+cost. The deprecated spelling prefixed the options with ``--node-`` (``bench --node
+--node-size WxH``).
 """
 
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Tuple
 
+from seg_perception.core.errors import UsageError
 from seg_perception.tools.argtypes import non_negative_int, positive_float
+from seg_perception.tools.bench.core import parse_size
 
 P50_TARGET = 1.15  # p50 latency / model-only inference
 P99_TARGET = 1.5  # p99 latency / p50 latency
 DEFAULT_SIZE = '1280x720'
-ECHO_MODULE = 'seg_perception.ros.echo'  # model-free stand-in: the transport floor
+ECHO_MODULE = 'seg_perception.ros.harness.echo'  # model-free stand-in: the transport floor
 WARMUP_S = 1.0  # outputs of the first second are not counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of the node benchmark (prefixed ``--node-``)."""
-    from seg_perception.tools.bench_core import parse_size
-
-    parser.add_argument('--node-model', default='', metavar='PATH',
+    """Declare the options of the node benchmark (``--node-*`` in the deprecated spelling)."""
+    parser.add_argument('--model', default='', metavar='PATH',
                         help='model file (default: the bundled model)')
-    parser.add_argument('--node-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
+    parser.add_argument('--size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
                         help=f'camera frame size, rgb8 (default {DEFAULT_SIZE})')
-    parser.add_argument('--node-rate', type=positive_float, default=30.0, metavar='HZ',
+    parser.add_argument('--rate', type=positive_float, default=30.0, metavar='HZ',
                         help='camera rate (default 30)')
-    parser.add_argument('--node-seconds', type=positive_float, default=10.0, metavar='S',
-                        help='how long to stream (default 10)')
-    parser.add_argument('--node-threads', type=non_negative_int, default=0, metavar='N',
+    parser.add_argument('--seconds', type=positive_float, default=10.0, metavar='S',
+                        help=f'how long to stream (default 10; the first {WARMUP_S:g} s are '
+                             'not counted)')
+    parser.add_argument('--threads', type=non_negative_int, default=0, metavar='N',
                         help='inference threads of the node and of the model-only run '
                              '(0 = backend default)')
-    parser.add_argument('--node-backend', default='auto', help='node backend (default auto)')
-    parser.add_argument('--node-timeout', type=positive_float, default=120.0, metavar='S',
+    parser.add_argument('--backend', default='auto', help='node backend (default auto)')
+    parser.add_argument('--timeout', type=positive_float, default=120.0, metavar='S',
                         help='how long to wait for the node to start (default 120)')
     parser.add_argument('--no-transport-floor', action='store_true',
                         help='skip the model-free echo run that measures what DDS alone costs')
@@ -67,10 +69,16 @@ def camera_frames(height: int, width: int) -> List[Any]:
     """Return the bundled CamVid frames (RGB) resized to the camera size."""
     import cv2
 
-    from seg_perception.tools.demo_node import sample_frames
+    from seg_perception.core.errors import DataError
+    from seg_perception.core.resources import sample_dir
+    from seg_perception.io.images import list_images, read_rgb
 
-    return [cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
-            for _, rgb in sample_frames()]
+    folder = sample_dir('images')
+    if folder is None:
+        raise DataError('no CamVid sample frames are installed (data/samples/camvid/images) to '
+                        'use as camera frames')
+    return [cv2.resize(read_rgb(path), (width, height), interpolation=cv2.INTER_LINEAR)
+            for path in list_images(folder, 'sample images')]
 
 
 def model_only(model: str, frame: Any, args: argparse.Namespace) -> Dict[str, Any]:
@@ -79,8 +87,8 @@ def model_only(model: str, frame: Any, args: argparse.Namespace) -> Dict[str, An
 
     from seg_perception.core import Segmenter
 
-    with Segmenter(model or None, backend=args.node_backend,
-                   num_threads=args.node_threads) as segmenter:
+    with Segmenter(model or None, backend=args.backend,
+                   num_threads=args.threads) as segmenter:
         infer, total = [], []
         for run in range(args.warmup + args.repeats):
             timings = segmenter.process(frame, 'rgb8').timings
@@ -112,18 +120,18 @@ def stream_through(node: Any, frames: List[Any], args: argparse.Namespace
                    ) -> Tuple[List[float], int, Dict[str, str]]:
     """Stream the camera frames through a node process; return latencies, frames, diagnostics."""
     from seg_perception.core.errors import SegPerceptionError
-    from seg_perception.ros.peer import Peer, stamp_ns
+    from seg_perception.ros.harness.peer import Peer, stamp_ns
 
     peer = Peer(node.fqn, outputs=('labels',), name='bench_camera')
     try:
         messages = [peer.make_message(rgb, 'rgb8', frame_id='bench') for rgb in frames]
-        if not peer.wait_ready(messages[0], args.node_timeout, alive=node.running):
-            raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.node_timeout:.0f} s; '
+        if not peer.wait_ready(messages[0], args.timeout, alive=node.running):
+            raise SegPerceptionError(f'{node.fqn}: no ~/labels within {args.timeout:.0f} s; '
                                      'node log: ' + ' | '.join(node.log().splitlines()[-3:]))
         peer.clear()
         sent: Dict[int, float] = {}
         sender = threading.Thread(target=lambda: sent.update(
-            stream(peer, messages, args.node_rate, args.node_seconds)))
+            stream(peer, messages, args.rate, args.seconds)))
         sender.start()
         sender.join()
         time.sleep(1.0)  # the last frames come back
@@ -145,14 +153,14 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     import numpy as np
 
     from seg_perception.ros.dds import apply_profile
-    from seg_perception.ros.peer import NodeProcess
+    from seg_perception.ros.harness.peer import NodeProcess
 
-    height, width = args.node_size
+    height, width = args.size
     frames = camera_frames(height, width)
-    alone = model_only(args.node_model, frames[0], args)
+    alone = model_only(args.model, frames[0], args)
     profile = apply_profile()  # this process publishes the big frames
-    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.node_backend,
-                        'num_threads': args.node_threads}, name='segmentation_bench')
+    node = NodeProcess({'model_path': alone['model_path'], 'backend': args.backend,
+                        'num_threads': args.threads}, name='segmentation_bench')
     latencies, counted, diagnostics = stream_through(node, frames, args)
     transport: Dict[str, float] = {}
     if not args.no_transport_floor:  # after the node: a run before it disturbed the node's p99
@@ -165,7 +173,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
                                      for key, value in diagnostics.items()
                                      if key.startswith('latency.') and key.endswith(suffix)}
                                     for suffix in ('.p50_ms', '.p99_ms'))
-    return {'camera': [height, width], 'rate_hz': args.node_rate, 'seconds': args.node_seconds,
+    return {'camera': [height, width], 'rate_hz': args.rate, 'seconds': args.seconds,
             'dds_profile': profile, 'model': alone, 'frames_sent': counted,
             'frames_received': len(latencies), 'latency_p50_ms': p50, 'latency_p99_ms': p99,
             'p50_over_inference': p50 / alone['infer_ms'], 'p99_over_p50': p99 / p50,
@@ -176,10 +184,9 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the node benchmark, print the figures and the ratios, optionally write JSON."""
-    if args.node_seconds <= WARMUP_S:
-        print(f'seg-perception bench: error: --node-seconds must be > {WARMUP_S:g} (the '
-              'warm-up)', file=sys.stderr)
-        return 2
+    if args.seconds <= WARMUP_S:
+        raise UsageError(f'--seconds {args.seconds:g}: must be > {WARMUP_S:g} (the warm-up is '
+                         'not counted)')
     result = measure(args)
     model = result['model']
     height, width = result['camera']

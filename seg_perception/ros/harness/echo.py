@@ -15,11 +15,11 @@
 """
 A model-free stand-in for the node, to measure what DDS and rclpy alone cost.
 
-``python -m seg_perception.ros.echo`` subscribes to ``image`` with the node's input QoS and, for
-every frame, publishes on ``~/labels`` a mono8 image of the same width and height (zeros) with
-the input's header, as the node would, but without decoding or inference. ``seg-perception bench
---node`` streams the same camera frames through it first: its camera stamp -> ``~/labels``
-latency is the transport floor of the node's.
+``python -m seg_perception.ros.harness.echo`` subscribes to ``image`` with the node's input QoS
+and, for every frame, publishes on ``~/labels`` a mono8 image of the same width and height
+(zeros) with the input's header, as the node would, but without decoding or inference.
+``seg-perception bench node`` streams the same camera frames through it after the node: its
+camera stamp -> ``~/labels`` latency is the transport floor of the node's.
 """
 
 import sys

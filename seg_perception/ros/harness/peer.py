@@ -15,7 +15,7 @@
 """
 Drive a segmentation node in another process: start it, feed it images, collect its outputs.
 
-Used by the node tests, ``seg-perception bench --node`` and the node demo. :class:`NodeProcess`
+Used by the node tests, ``seg-perception bench node`` and the node demo. :class:`NodeProcess`
 runs ``segmentation_node`` as a subprocess with a generated parameter file and the shipped DDS
 profile; :class:`Peer` is a node in its own rclpy context (spun by a background thread) that
 publishes camera frames and records every output message with its arrival time.

@@ -46,7 +46,9 @@ from rosbags.rosbag2.storage_mcap import McapReader, Statistics
 from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
-from seg_perception.core.errors import DataError
+from seg_perception.core import imagecodec
+from seg_perception.core.errors import DataError, InputError, one_line
+
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
@@ -95,12 +97,6 @@ def typestore(distro: str = DEFAULT_DISTRO) -> Typestore:
     if distro not in DISTROS:
         raise DataError(f'unknown ROS distribution {distro!r}; choose one of {list(DISTROS)}')
     return get_typestore(DISTROS[distro])
-
-
-def one_line(error: BaseException) -> str:
-    """Return an exception's message on one line (rosbags messages may span several)."""
-    text = ' '.join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + '...'
 
 
 def stamp_ns(message: Any) -> int:
@@ -395,8 +391,6 @@ def image_from_message(message: Any, msgtype: str,
 
     ``source`` names the message in error messages (e.g. topic and stamp).
     """
-    from seg_perception.core import imagecodec
-
     if msgtype == COMPRESSED_IMAGE:
         return imagecodec.decode_compressed(message.data, message.format, source=source)
     array = imagecodec.image_from_buffer(message.data, int(message.height), int(message.width),
@@ -411,9 +405,6 @@ def labels_from_message(message: Any, msgtype: str, source: str = 'labels') -> n
 
     Other encodings and CompressedImage raise InputError with reason ``gt_not_mono8``.
     """
-    from seg_perception.core import imagecodec
-    from seg_perception.core.errors import InputError
-
     encoding = getattr(message, 'encoding', None)
     if msgtype != IMAGE or encoding not in LABEL_ENCODINGS:
         raise InputError(f'{source}: label maps must be mono8 sensor_msgs/Image, got '
@@ -440,8 +431,6 @@ def make_header(store: Typestore, stamp: int, frame_id: str, seq: int = 0) -> An
 
 def make_image(store: Typestore, array: np.ndarray, encoding: str, header: Any) -> Any:
     """Return a sensor_msgs/Image holding array (encoded by the core codec)."""
-    from seg_perception.core import imagecodec
-
     data, step = imagecodec.array_to_buffer(array, encoding)
     return store.types[IMAGE](header=header, height=int(array.shape[0]),
                               width=int(array.shape[1]), encoding=encoding, is_bigendian=0,
@@ -451,8 +440,6 @@ def make_image(store: Typestore, array: np.ndarray, encoding: str, header: Any) 
 def make_compressed_image(store: Typestore, array: np.ndarray, encoding: str, fmt: str,
                           header: Any) -> Any:
     """Return a sensor_msgs/CompressedImage (``fmt`` jpeg or png, by the core codec)."""
-    from seg_perception.core import imagecodec
-
     data = imagecodec.encode_compressed(array, encoding, fmt)
     return store.types[COMPRESSED_IMAGE](header=header,
                                          format=imagecodec.compressed_format(encoding, fmt),

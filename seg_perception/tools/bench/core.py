@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-``seg-perception bench --core``: the work after inference, at camera size, without a model.
+``seg-perception bench core``: the work after inference, at camera size, without a model.
 
 A real CamVid label map resized (nearest) to the model output size (default 512x1024, labels
 output, CamVid classes) goes through exactly the code :class:`Segmenter` runs after inference
@@ -22,7 +22,6 @@ Medians over ``--repeats`` runs after ``--warmup`` runs; the target is 5 ms in t
 """
 
 import argparse
-import glob
 import json
 import os
 from typing import Dict, List, Tuple
@@ -44,12 +43,12 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of the core benchmark (prefixed ``--core-``)."""
-    parser.add_argument('--core-camera', type=parse_size, default=DEFAULT_CAMERA,
+    """Declare the options of the core benchmark (``--core-*`` in the deprecated spelling)."""
+    parser.add_argument('--camera', type=parse_size, default=DEFAULT_CAMERA,
                         metavar='WxH', help=f'camera image size (default {DEFAULT_CAMERA})')
-    parser.add_argument('--core-output', type=parse_size, default=DEFAULT_OUTPUT,
+    parser.add_argument('--output', type=parse_size, default=DEFAULT_OUTPUT,
                         metavar='WxH', help=f'model label map size (default {DEFAULT_OUTPUT})')
-    parser.add_argument('--core-overlay', action='store_true',
+    parser.add_argument('--overlay', action='store_true',
                         help='also time the alpha overlay on the camera image')
 
 
@@ -58,14 +57,16 @@ def sample_label_map(height: int, width: int):
     import cv2
     import numpy as np
 
+    from seg_perception.core.resources import sample_dir
     from seg_perception.core.spec import load_class_table
 
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    found = sorted(glob.glob(os.path.join(repo, 'data', 'samples', 'camvid', 'labels', '*.png')))
-    if found:
-        raw = cv2.imread(found[0], cv2.IMREAD_UNCHANGED)
+    folder = sample_dir('labels')
+    found = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                   if name.endswith('.png')) if folder else []
+    raw = cv2.imread(found[0], cv2.IMREAD_UNCHANGED) if found else None
+    if raw is not None and raw.ndim == 2:
         labels = load_class_table('camvid').label_lut()[raw]
-    else:  # installed without the samples: horizontal bands of classes, road at the bottom
+    else:  # no (readable) samples shipped: horizontal bands of classes, road at the bottom
         labels = np.repeat(np.array([0, 1, 5, 8, 4, 3, 3], np.uint8), 8)[:, None]
         labels = np.ascontiguousarray(np.broadcast_to(labels, (labels.shape[0], 64)))
     return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -81,16 +82,16 @@ def measure(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     from seg_perception.core.segmenter import OutputStages
     from seg_perception.core.spec import load_class_table, ModelSpec
 
-    (cam_h, cam_w), (out_h, out_w) = args.core_camera, args.core_output
+    (cam_h, cam_w), (out_h, out_w) = args.camera, args.output
     table = load_class_table('camvid')
     spec = ModelSpec(classes=table.classes, input_height=out_h, input_width=out_w,
                      architecture='bench', dataset='camvid', drivable_classes=table.drivable,
-                     input_dtype='uint8', output_kind='labels', source='bench --core')
+                     input_dtype='uint8', output_kind='labels', source='bench core')
     stages = OutputStages(spec)
     output = sample_label_map(out_h, out_w)[None]
     geometry = Geometry.plain_resize((cam_h, cam_w), (out_h, out_w))
     ids = spec.drivable_ids
-    rgb = np.full((cam_h, cam_w, 3), 96, np.uint8) if args.core_overlay else None
+    rgb = np.full((cam_h, cam_w, 3), 96, np.uint8) if args.overlay else None
     samples: Dict[str, List[float]] = {}
     for run in range(args.warmup + args.repeats):
         start = time.perf_counter()
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     results = measure(args)
-    (cam_h, cam_w), (out_h, out_w) = args.core_camera, args.core_output
+    (cam_h, cam_w), (out_h, out_w) = args.camera, args.output
     print(f'core after inference: {out_w}x{out_h} labels -> {cam_w}x{cam_h} camera, '
           f'{args.repeats} runs, OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, '
           f'{os.cpu_count()} CPUs')

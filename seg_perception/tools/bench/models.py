@@ -13,20 +13,21 @@
 # limitations under the License.
 
 """
-``seg-perception bench --model``: torch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8.
+``seg-perception bench models``: torch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8.
 
 For each architecture (``lraspp``, or ``deeplabv3plus:resnet50`` with a backbone) the model is
-built (random weights, or ``--bench-weights``), exported to the default deployment graph (uint8
+built (random weights, or ``--weights``), exported to the default deployment graph (uint8
 NHWC pixels in, uint8 labels out) in fp32 and in static QDQ INT8 calibrated on real frames, and
 the three are timed on the same uint8 frame, image to labels:
 
 - torch eager: normalize (/255, mean/std) + model + argmax, ``torch.inference_mode``;
 - ONNX Runtime fp32 and INT8: one ``run`` of the exported graph (normalize and argmax fused).
 
-Medians over ``--repeats`` after ``--warmup`` runs, all on ``--bench-threads`` threads. The INT8
-label agreement with fp32 is measured on the calibration frames (``--bench-calib``), and the mIoU
-of both on labelled frames (``--bench-eval IMAGES LABELS``, default the CamVid samples) at the
-model input size. An ``.onnx`` path is timed with ONNX Runtime only.
+Medians over ``--repeats`` after ``--warmup`` runs, all on ``--threads`` threads. The INT8 label
+agreement with fp32 is measured on the calibration frames (``--calib``), and the mIoU of both on
+labelled frames (``--eval IMAGES LABELS``, default the CamVid samples) at the model input size.
+An ``.onnx`` path is timed with ONNX Runtime only. The deprecated spelling prefixed the options
+with ``--bench-`` (``bench --model A --bench-threads 2``).
 """
 
 import argparse
@@ -36,40 +37,42 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from seg_perception.core.errors import SegPerceptionError
+from seg_perception.core.errors import DataError, SegPerceptionError
+from seg_perception.core.resources import sample_dir
 from seg_perception.tools.argtypes import positive_int
-from seg_perception.tools.bench_core import parse_size
-from seg_perception.tools.demo import SAMPLE_IMAGES
+from seg_perception.tools.bench.core import parse_size
 
 DEFAULT_SIZE = '480x360'  # CamVid; rounded per architecture to the nearest valid size
 DEFAULT_THREADS = 2
 DEFAULT_CALIB_COUNT = 8
 DEFAULT_EVAL_COUNT = 101  # all of CamVid val
-SAMPLE_LABELS = os.path.join(os.path.dirname(SAMPLE_IMAGES), 'labels')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of the model benchmark (prefixed ``--bench-``)."""
-    parser.add_argument('--bench-size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
+    """Declare the options of the model benchmark (``--bench-*`` in the deprecated spelling)."""
+    parser.add_argument('models', nargs='+', metavar='MODEL',
+                        help='arch names (e.g. lraspp pspnet, or deeplabv3plus:resnet50) or '
+                             '.onnx files: torch eager vs ONNX Runtime fp32 vs int8')
+    parser.add_argument('--size', type=parse_size, default=DEFAULT_SIZE, metavar='WxH',
                         help=f'input size (default {DEFAULT_SIZE}, rounded per architecture '
                              'to the nearest size it takes)')
-    parser.add_argument('--bench-threads', type=positive_int, default=DEFAULT_THREADS,
+    parser.add_argument('--threads', type=positive_int, default=DEFAULT_THREADS,
                         help='intra-op threads for torch and ONNX Runtime (default '
                              '%(default)s)')
-    parser.add_argument('--bench-calib', default=SAMPLE_IMAGES, metavar='DIR_OR_BAG',
+    parser.add_argument('--calib', default=sample_dir('images'), metavar='DIR_OR_BAG',
                         help='INT8 calibration images (default: the CamVid samples)')
-    parser.add_argument('--bench-calib-count', type=positive_int, default=DEFAULT_CALIB_COUNT,
+    parser.add_argument('--calib-count', type=positive_int, default=DEFAULT_CALIB_COUNT,
                         help='calibration images (default %(default)s)')
-    parser.add_argument('--bench-eval', nargs=2, metavar=('IMAGES', 'LABELS'),
+    parser.add_argument('--eval', nargs=2, metavar=('IMAGES', 'LABELS'),
                         help='labelled frames for fp32 and INT8 mIoU: an image folder and a '
                              'folder of label maps with the same names (dataset ids, e.g. '
                              'CamVid 11 = void); default: the CamVid samples')
-    parser.add_argument('--bench-eval-count', type=positive_int, default=DEFAULT_EVAL_COUNT,
+    parser.add_argument('--eval-count', type=positive_int, default=DEFAULT_EVAL_COUNT,
                         help='evaluation frames, spread evenly (default %(default)s)')
-    parser.add_argument('--bench-weights', metavar='CKPT',
+    parser.add_argument('--weights', metavar='CKPT',
                         help='trained checkpoint (only with a single architecture)')
-    parser.add_argument('--bench-classes', default='camvid', help='class table (default '
-                                                                  '%(default)s)')
+    parser.add_argument('--classes', default='camvid', help='class table (default '
+                                                            '%(default)s)')
 
 
 def median_ms(function: Callable[[], object], warmup: int, repeats: int) -> float:
@@ -126,11 +129,11 @@ def load_labelled(images_dir: str, labels_dir: str, count: int, classes):
     """Return (images, labels) spread evenly over a folder; labels mapped to training ids."""
     import cv2
 
-    from seg_perception.models.calibration import (evenly_spaced, IMAGE_EXTENSIONS,
-                                                   load_calibration_images)
+    from seg_perception.io.images import evenly_spaced, list_images
+    from seg_perception.models.calibration import load_calibration_images
 
-    images = load_calibration_images(images_dir, count)
-    names = sorted(n for n in os.listdir(images_dir) if n.lower().endswith(IMAGE_EXTENSIONS))
+    images = load_calibration_images(images_dir, count)  # the same evenly spaced files
+    names = [path.name for path in list_images(images_dir, 'evaluation images')]
     lut = classes.label_lut()
     labels = []
     for index in evenly_spaced(len(names), count):
@@ -156,11 +159,11 @@ def bench_architecture(name: str, args: argparse.Namespace, calibration,
     from seg_perception.models.zoo import create_model, nearest_valid_size, resolve_backbone
 
     arch, backbone = resolve_backbone(*parse_model_name(name))
-    height, width = nearest_valid_size(arch, backbone, *args.bench_size)
-    table = load_class_table(args.bench_classes)
+    height, width = nearest_valid_size(arch, backbone, *args.size)
+    table = load_class_table(args.classes)
     torch.manual_seed(0)
-    torch.set_num_threads(args.bench_threads)
-    model = create_model(arch, backbone, table.num_classes, weights=args.bench_weights).eval()
+    torch.set_num_threads(args.threads)
+    model = create_model(arch, backbone, table.num_classes, weights=args.weights).eval()
     spec = ModelSpec(classes=table.classes, input_height=height, input_width=width,
                      architecture=f'{arch}-{backbone}', dataset=table.name,
                      drivable_classes=table.drivable, input_dtype='uint8',
@@ -180,8 +183,8 @@ def bench_architecture(name: str, args: argparse.Namespace, calibration,
             x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
             return model(x).argmax(1).to(torch.uint8)
 
-    sessions = {'fp32': ort_session(fp32_path, args.bench_threads),
-                'int8': ort_session(int8_path, args.bench_threads)}
+    sessions = {'fp32': ort_session(fp32_path, args.threads),
+                'int8': ort_session(int8_path, args.threads)}
     result: Dict[str, object] = {
         'model': f'{arch}-{backbone}', 'size': f'{width}x{height}',
         'torch_ms': median_ms(torch_eager, args.warmup, args.repeats)}
@@ -212,7 +215,7 @@ def bench_onnx_file(path: str, args: argparse.Namespace) -> Dict[str, object]:
     from seg_perception.core.errors import SpecError
     from seg_perception.core.spec import load_spec
 
-    session = ort_session(path, args.bench_threads)  # a missing, empty or bad file: named
+    session = ort_session(path, args.threads)  # a missing, empty or bad file: named
     feed = zero_feed(session)
     try:
         spec = load_spec(path, session.get_modelmeta().custom_metadata_map)
@@ -249,31 +252,33 @@ def format_table(rows: List[Dict[str, object]], threads: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Benchmark every ``--model`` and print the table (and write JSON with ``--json``)."""
-    architectures = [m for m in args.model if not m.endswith('.onnx')]
-    if args.bench_weights and len(architectures) != 1:
-        raise SegPerceptionError('--bench-weights needs exactly one architecture in --model')
+    """Benchmark every model and print the table (and write JSON with ``--json``)."""
+    architectures = [m for m in args.models if not m.endswith('.onnx')]
+    if args.weights and len(architectures) != 1:
+        raise SegPerceptionError('--weights needs exactly one architecture among the models')
     calibration = evaluation = None
     if architectures:
         from seg_perception.core.spec import load_class_table
         from seg_perception.models.calibration import load_calibration_images
-        calibration = load_calibration_images(args.bench_calib, args.bench_calib_count)
-        images_dir, labels_dir = args.bench_eval or (SAMPLE_IMAGES, SAMPLE_LABELS)
-        if os.path.isdir(images_dir) and os.path.isdir(labels_dir):
-            evaluation = load_labelled(images_dir, labels_dir, args.bench_eval_count,
-                                       load_class_table(args.bench_classes))
-        elif args.bench_eval:
-            raise SegPerceptionError(f'--bench-eval {images_dir} {labels_dir}: both must be '
-                                     'folders')
+        if not args.calib:
+            raise DataError('no CamVid sample frames are installed to calibrate INT8 on; '
+                            'pass --calib DIR_OR_BAG')
+        calibration = load_calibration_images(args.calib, args.calib_count)
+        images_dir, labels_dir = args.eval or (sample_dir('images'), sample_dir('labels'))
+        if images_dir and labels_dir and os.path.isdir(images_dir) and os.path.isdir(labels_dir):
+            evaluation = load_labelled(images_dir, labels_dir, args.eval_count,
+                                       load_class_table(args.classes))
+        elif args.eval:
+            raise SegPerceptionError(f'--eval {images_dir} {labels_dir}: both must be folders')
     rows = []
     with tempfile.TemporaryDirectory(prefix='seg_perception_bench_') as folder:
-        for name in args.model:
+        for name in args.models:
             row = (bench_onnx_file(name, args) if name.endswith('.onnx')
                    else bench_architecture(name, args, calibration, evaluation, folder))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(format_table(rows, args.bench_threads))
+    print(format_table(rows, args.threads))
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as stream:
-            json.dump({'threads': args.bench_threads, 'results': rows}, stream, indent=2)
+            json.dump({'threads': args.threads, 'results': rows}, stream, indent=2)
     return 0

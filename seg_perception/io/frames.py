@@ -31,9 +31,11 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 import numpy as np
 
 from seg_perception.core.errors import DataError, InputError
-from seg_perception.tools import bagio
+from seg_perception.core.imagecodec import decode_compressed
+from seg_perception.io import bags as bagio
+from seg_perception.io.images import list_images, read_image
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+
 DEFAULT_WORKERS = 2
 MATCH_WINDOW_S = 5.0
 
@@ -135,35 +137,8 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int = D
         raise source_error
 
 
-# -- image folders -------------------------------------------------------------------------------
-def list_images(folder: str, role: str = 'images') -> List[Path]:
-    """Return the image files of a folder sorted by name; a missing/empty folder is an error."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise DataError(f'{folder}: {role} folder not found')
-    files = sorted(p for p in path.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise DataError(f'{folder}: no {"/".join(IMAGE_EXTENSIONS)} files in the {role} folder')
-    return files
-
-
-def read_image(path: Path) -> Tuple[np.ndarray, str]:
-    """Decode an image file with the core codec; return (array, encoding)."""
-    from seg_perception.core.imagecodec import decode_compressed
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f'{path}: cannot read ({error.strerror})', 'unreadable') from None
-    fmt = 'png' if path.suffix.lower() == '.png' else 'jpeg'
-    return decode_compressed(data, fmt, source=str(path))
-
-
 def read_label(path: Path, lut: Optional[np.ndarray] = None) -> np.ndarray:
     """Read a label PNG (8-bit, one channel) with the core codec; map its values through lut."""
-    from seg_perception.core.imagecodec import decode_compressed
-
     try:
         labels, _ = decode_compressed(path.read_bytes(), 'png', source=str(path))
     except (OSError, InputError) as error:
