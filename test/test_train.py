@@ -146,13 +146,18 @@ def test_fewer_images_than_the_batch_size_is_an_error(tmp_path):
     assert not (tmp_path / 'run' / 'best.pt').exists()
 
 
+def tiny_run(data, epochs):
+    """Return the options of a seconds-long training run on ``data``."""
+    return ['--data', data, '--height', 96, '--width', 128, '--crop', '96x128', '--batch-size',
+            2, '--no-progress', '--threads', 1, '--epochs', epochs]
+
+
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     """Stopping after epoch 1 and resuming from resume.pt gives the same run, bit for bit."""
     import torch
 
     make_dataset(tmp_path / 'data', count=3)
-    common = ['--data', tmp_path / 'data', '--height', 96, '--width', 128, '--crop', '96x128',
-              '--batch-size', 2, '--no-progress', '--threads', 1, '--epochs', 2]
+    common = tiny_run(tmp_path / 'data', 2)
     straight = train(common + ['--out', tmp_path / 'straight'])
     assert straight.returncode == 0, straight.stderr[-2000:]
     first = train(common[:-1] + [1, '--out', tmp_path / 'split'])
@@ -183,9 +188,7 @@ def test_sequence_split_trains_and_validates_on_disjoint_sequences(tmp_path):
         for folder in ('val', 'valannot'):
             os.rename(tmp_path / 'data' / folder / name,
                       tmp_path / 'data' / folder / name.replace(name.split('_')[0], 'SeqB'))
-    common = ['--data', tmp_path / 'data', '--out', tmp_path / 'run', '--height', 96,
-              '--width', 128, '--crop', '96x128', '--batch-size', 2, '--no-progress',
-              '--threads', 1, '--epochs', 1]
+    common = tiny_run(tmp_path / 'data', 1) + ['--out', tmp_path / 'run']
     train_sequence = names[0].split('_')[0]
     result = train(common + ['--train-sequences', 'SeqB', '--val-sequences', train_sequence])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -202,8 +205,7 @@ def test_sequence_split_trains_and_validates_on_disjoint_sequences(tmp_path):
 
 def test_resume_from_another_architecture_is_refused(tmp_path):
     make_dataset(tmp_path / 'data', count=2)
-    common = ['--data', tmp_path / 'data', '--height', 96, '--width', 128, '--crop', '96x128',
-              '--batch-size', 2, '--no-progress', '--threads', 1, '--epochs', 1]
+    common = tiny_run(tmp_path / 'data', 1)
     first = train(common + ['--out', tmp_path / 'a'])
     assert first.returncode == 0, first.stderr[-2000:]
     other = train(common + ['--out', tmp_path / 'b', '--arch', 'pspnet', '--resume',

@@ -53,8 +53,24 @@ class ClassInfo:
     color: Tuple[int, int, int]
 
 
+class ClassList:
+    """What a model spec and a class table derive alike from their ``classes``."""
+
+    classes: List[ClassInfo]
+
+    @property
+    def num_classes(self) -> int:
+        """Return the number of label ids (and logits channels): max class id + 1."""
+        return max(c.id for c in self.classes) + 1
+
+    @property
+    def class_names(self) -> List[str]:
+        """Return the class names ordered by id."""
+        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
+
+
 @dataclass
-class ModelSpec:
+class ModelSpec(ClassList):
     """
     The contract between a model file and the rest of the pipeline.
 
@@ -84,16 +100,6 @@ class ModelSpec:
         self.validate()
 
     # -- derived views -----------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        """Return the number of channels of the logits (max class id + 1)."""
-        return max(c.id for c in self.classes) + 1
-
-    @property
-    def class_names(self) -> List[str]:
-        """Return the class names ordered by id."""
-        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
-
     def palette(self) -> np.ndarray:
         """Return a 256x3 uint8 RGB look-up table; ids without a class (255 included) are black."""
         lut = np.zeros((256, 3), np.uint8)
@@ -259,7 +265,7 @@ class ModelSpec:
 
 
 @dataclass
-class ClassTable:
+class ClassTable(ClassList):
     """A dataset's class table as stored in ``config/classes/*.yaml``."""
 
     name: str
@@ -268,16 +274,6 @@ class ClassTable:
     ignore_index: int = IGNORE_INDEX
     source_ignore_ids: List[int] = field(default_factory=list)
     source: str = '<memory>'
-
-    @property
-    def num_classes(self) -> int:
-        """Return max class id + 1."""
-        return max(c.id for c in self.classes) + 1
-
-    @property
-    def class_names(self) -> List[str]:
-        """Return the class names ordered by id."""
-        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
 
     def label_lut(self) -> np.ndarray:
         """

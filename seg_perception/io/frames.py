@@ -26,7 +26,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar
+from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, TypeVar)
 
 import numpy as np
 
@@ -263,12 +264,75 @@ class MatchStats:
     duplicate_gt: int = 0
 
 
+class StampPairs:
+    """
+    Pair two message streams by header stamp (exact nanoseconds): the one stamp matcher.
+
+    Side 0 is the frames (images or recorded predictions), side 1 the ground truth. On each side
+    the first message of a stamp wins: a later one with a stamp that waits or already matched is
+    a duplicate (a looped replay, a driver repeating its stamp), counted per side. A message
+    waits until its partner arrives or :meth:`expire` drops it.
+    """
+
+    MATCHED, WAITING, DUPLICATE = 'matched', 'waiting', 'duplicate'
+
+    def __init__(self) -> None:
+        self.waiting: Tuple[Dict[int, Any], Dict[int, Any]] = ({}, {})
+        self.matched: set = set()
+        self.duplicates = [0, 0]
+
+    def offer(self, side: int, stamp: int, item: Any) -> Tuple[str, Any]:
+        """Add a message; return (MATCHED, partner), (WAITING, None) or (DUPLICATE, None)."""
+        own, other = self.waiting[side], self.waiting[1 - side]
+        if stamp in own or stamp in self.matched:
+            self.duplicates[side] += 1
+            return self.DUPLICATE, None
+        partner = other.pop(stamp, None)
+        if partner is not None:
+            self.matched.add(stamp)
+            return self.MATCHED, partner
+        own[stamp] = item
+        return self.WAITING, None
+
+    def expire(self, side: int, is_stale: Callable[[Any], bool]) -> List[Any]:
+        """Remove and return the waiting items of a side that ``is_stale`` says are too old."""
+        own = self.waiting[side]
+        stale = [stamp for stamp, item in own.items() if is_stale(item)]
+        return [own.pop(stamp) for stamp in stale]
+
+
+def index_by_stamp(reader: bagio.BagReader, topics: Sequence[str]
+                   ) -> Tuple[Dict[str, Dict[int, Tuple[str, Any]]], Dict[str, int]]:
+    """
+    Return ({topic: {stamp: (msgtype, message)}}, {topic: duplicates}) for whole topics.
+
+    The same rule as :class:`StampPairs`: the first message of a stamp wins, later ones are
+    counted. A message that cannot be deserialized is counted as a duplicate would be (under
+    ``<topic> unreadable``), never dropped silently.
+    """
+    index: Dict[str, Dict[int, Tuple[str, Any]]] = {topic: {} for topic in topics}
+    counts: Dict[str, int] = {}
+    for message in reader.messages(list(topics)):
+        try:
+            decoded = reader.deserialize(message)
+        except DataError:
+            key = f'{message.topic} unreadable'
+            counts[key] = counts.get(key, 0) + 1
+            continue
+        stamp = bagio.stamp_ns(decoded)
+        if stamp in index[message.topic]:
+            counts[message.topic] = counts.get(message.topic, 0) + 1
+            continue
+        index[message.topic][stamp] = (message.msgtype, decoded)
+    return index, counts
+
+
 def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                      lut: Optional[np.ndarray], stats: MatchStats,
                      window_s: float = MATCH_WINDOW_S, limit: Optional[int] = None
                      ) -> Iterator[FrameJob]:
     """
-    Yield image jobs with ground truth matched by header stamp (exact nanoseconds).
+    Yield image jobs with ground truth matched by header stamp (:class:`StampPairs`).
 
     Messages are read once in log-time order; an image waits for its label (and a label for its
     image) until the bag's log time is ``window_s`` past it. Images without a label come out
@@ -277,9 +341,7 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
     image_type = reader.require_topic(image_topic, bagio.IMAGE_TYPES, 'image topic')
     gt_type = reader.require_topic(gt_topic, (bagio.IMAGE,), 'ground-truth topic')
     window = int(window_s * 1e9)
-    images: Dict[int, FrameJob] = {}
-    labels: Dict[int, Tuple[int, Callable[[], np.ndarray]]] = {}
-    matched = set()
+    pairs = StampPairs()
     produced = 0
 
     def emit(job: FrameJob) -> FrameJob:
@@ -288,18 +350,19 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
         produced += 1
         return job
 
+    def no_gt(job: FrameJob) -> FrameJob:
+        job.skip = 'no_gt'
+        job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)}: no label on ' \
+                           f'{gt_topic} with the same stamp'
+        return emit(job)
+
     def expire(now: int) -> Iterator[FrameJob]:
-        for stamp in [s for s, j in images.items() if j.log_time < now - window]:
+        for job in sorted(pairs.expire(0, lambda j: j.log_time < now - window),
+                          key=lambda j: j.log_time):
             if done():
                 return
-            job = images.pop(stamp)
-            job.skip = 'no_gt'
-            job.skip_message = f'{image_topic} stamp {bagio.format_stamp(stamp)}: no label on ' \
-                               f'{gt_topic} with the same stamp'
-            yield emit(job)
-        for stamp in [s for s, (t, _) in labels.items() if t < now - window]:
-            labels.pop(stamp)
-            stats.gt_without_image += 1
+            yield no_gt(job)
+        stats.gt_without_image += len(pairs.expire(1, lambda label: label[0] < now - window))
 
     def done() -> bool:
         return limit is not None and produced >= limit
@@ -315,19 +378,15 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                 if job.stamp is None:
                     yield emit(job)
                     continue
-                if job.stamp in matched or job.stamp in images:
+                outcome, label = pairs.offer(0, job.stamp, job)
+                if outcome == StampPairs.DUPLICATE:
                     job.skip = 'duplicate_stamp'
                     job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)} ' \
                                        'seen before; scored once'
                     yield emit(job)
-                    continue
-                label = labels.pop(job.stamp, None)
-                if label is not None:
-                    matched.add(job.stamp)
+                elif outcome == StampPairs.MATCHED:
                     job.load_gt = label[1]
                     yield emit(job)
-                else:
-                    images[job.stamp] = job
             else:
                 try:
                     decoded = reader.deserialize(message)
@@ -337,30 +396,24 @@ def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,
                 stamp = bagio.stamp_ns(decoded)
                 loader = bag_label_loader(decoded, gt_type, f'{gt_topic} stamp '
                                           f'{bagio.format_stamp(stamp)}', lut)
-                job = images.pop(stamp, None)
-                if job is not None:
-                    matched.add(stamp)
+                outcome, job = pairs.offer(1, stamp, (message.log_time, loader))
+                if outcome == StampPairs.MATCHED:
                     job.load_gt = loader
                     yield emit(job)
-                elif stamp in labels or stamp in matched:
+                elif outcome == StampPairs.DUPLICATE:
                     stats.duplicate_gt += 1
-                else:
-                    labels[stamp] = (message.log_time, loader)
     except bagio.BagReadError:
-        for job in sorted(images.values(), key=lambda j: j.log_time):
+        for job in sorted(pairs.waiting[0].values(), key=lambda j: j.log_time):
             job.skip = 'bag_truncated'
             job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)}: its ' \
                                'label may be after the point where the bag is cut'
             yield emit(job)
         raise
-    for job in sorted(images.values(), key=lambda j: j.log_time):
+    for job in sorted(pairs.waiting[0].values(), key=lambda j: j.log_time):
         if done():
             return
-        job.skip = 'no_gt'
-        job.skip_message = f'{image_topic} stamp {bagio.format_stamp(job.stamp)}: no label ' \
-                           f'on {gt_topic} with the same stamp'
-        yield emit(job)
-    stats.gt_without_image += len(labels)
+        yield no_gt(job)
+    stats.gt_without_image += len(pairs.waiting[1])
 
 
 def default_workers() -> int:

@@ -42,11 +42,6 @@ LABELS_NAME = 'labels'
 _PREFIX = 'seg_perception_'
 
 
-def output_name(spec: ModelSpec) -> str:
-    """Return the graph output name for a spec: ``labels`` or ``logits``."""
-    return LABELS_NAME if spec.output_kind == 'labels' else CORE_OUTPUT_NAME
-
-
 def input_shape(spec: ModelSpec, dynamic: bool) -> List:
     """Return the graph input shape in the spec's layout (batch symbolic when dynamic)."""
     batch = 'batch' if dynamic else 1

@@ -74,7 +74,7 @@ class StartupError(SegPerceptionError):
 
 
 @dataclass
-class Frame:
+class ReceivedFrame:
     """A received frame on its way to the worker (image is None until decoded)."""
 
     msg: Any
@@ -331,7 +331,7 @@ class SegmentationNode(LifecycleNode):
         received = time.perf_counter()
         stamp = msg.header.stamp
         self._stats.frame_received(stamp.sec + stamp.nanosec * 1e-9)
-        frame = Frame(msg, received)
+        frame = ReceivedFrame(msg, received)
         if not self._compressed:
             try:
                 frame.image, frame.encoding = image_from_msg(msg, self.input_topic)
@@ -388,7 +388,7 @@ class SegmentationNode(LifecycleNode):
                 self._outputs[name].get_subscription_count() > 0
                 for name, gate in OPTIONAL_OUTPUTS.items()}
 
-    def _process(self, frame: 'Frame') -> None:
+    def _process(self, frame: ReceivedFrame) -> None:
         """Decode (compressed input), segment and publish one frame with the input's header."""
         started = time.perf_counter()
         timings = {'queue': (started - frame.received) * 1e3, 'decode': frame.decode_ms}
@@ -442,9 +442,8 @@ class SegmentationNode(LifecycleNode):
             array = getattr(result, name, None)
             if wanted[name] and array is not None:
                 encoding_out = 'mono8' if name == 'confidence' else 'rgb8'
-                self._outputs[name].publish(image_to_msg(
-                    confidence_to_mono8(array) if name == 'confidence' else array,
-                    encoding_out, header))
+                # the core's confidence is already uint8 (softmax max x 255)
+                self._outputs[name].publish(image_to_msg(array, encoding_out, header))
                 published.append(name)
         if settings.publish_drivable_grid and \
                 self._outputs[GRID_TOPIC].get_subscription_count() > 0:
@@ -510,13 +509,6 @@ class SegmentationNode(LifecycleNode):
                                   str(values.get('provider', values.get('backend', ''))),
                                   level, message, values)]
         self._diagnostics_publisher.publish(msg)
-
-
-def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
-    """Return confidence as mono8 (0..255); float input in [0, 1] is scaled by 255."""
-    if confidence.dtype == np.uint8:
-        return confidence
-    return np.clip(np.rint(confidence * 255.0), 0, 255).astype(np.uint8)
 
 
 def init_error_message(error: Exception) -> str:

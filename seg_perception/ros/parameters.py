@@ -28,7 +28,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from seg_perception.core.errors import SpecError
+from seg_perception.core.errors import ConfigError
 from seg_perception.core.ground_grid import GridConfig
 from seg_perception.core.resources import config_file
 from seg_perception.core.spec import read_yaml
@@ -144,17 +144,17 @@ def _flatten(values: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
 def load_defaults(path: Optional[str] = None) -> Dict[str, Any]:
     """Return {parameter name: default} from a ROS 2 parameter file (nested keys dotted)."""
     path = path or defaults_path()
-    data = read_yaml(path, 'node defaults')
+    data = read_yaml(path, 'node defaults', ConfigError)
     if not isinstance(data, Mapping) or len(data) != 1:
-        raise SpecError(f'{path}: expected one node key (/**) holding ros__parameters')
+        raise ConfigError(f'{path}: expected one node key (/**) holding ros__parameters')
     node_section = next(iter(data.values()))
     if not isinstance(node_section, Mapping) or 'ros__parameters' not in node_section:
-        raise SpecError(f'{path}: the node key has no ros__parameters mapping')
+        raise ConfigError(f'{path}: the node key has no ros__parameters mapping')
     defaults = _flatten(node_section['ros__parameters'])
     missing = sorted(set(PARAMETERS) - set(defaults))
     unknown = sorted(set(defaults) - set(PARAMETERS))
     if missing or unknown:
-        raise SpecError(f'{path}: node parameters missing {missing}, unknown {unknown}')
+        raise ConfigError(f'{path}: node parameters missing {missing}, unknown {unknown}')
     return defaults
 
 
@@ -180,7 +180,7 @@ def declare_node_parameters(node: Node, defaults: Mapping[str, Any]) -> Dict[str
     Declare every node parameter with its descriptor; return the values in effect.
 
     A value given at start-up (``-p``, ``--params-file``) that breaks the descriptor's type or
-    range, or is not one of the choices, raises SpecError naming the parameter, the value and
+    range, or is not one of the choices, raises ConfigError naming the parameter, the value and
     what is allowed.
     """
     values: Dict[str, Any] = {}
@@ -192,11 +192,11 @@ def declare_node_parameters(node: Node, defaults: Mapping[str, Any]) -> Dict[str
             # rclpy keeps the -p / --params-file values in Node._parameter_overrides (Humble
             # to Kilted); the exceptions carry the value only inside their message.
             given = getattr(node, '_parameter_overrides', {}).get(name)
-            raise SpecError(f'parameter {rejected_override(name, defaults[name], given)}') \
+            raise ConfigError(f'parameter {rejected_override(name, defaults[name], given)}') \
                 from None
         problem = check_choice(name, values[name])
         if problem:
-            raise SpecError(f'parameter {problem}')
+            raise ConfigError(f'parameter {problem}')
     return values
 
 
@@ -304,4 +304,4 @@ def publish_class_parameters(node: Node, spec: Any) -> None:
         finally:
             descriptor.read_only = True
         if not results[0].successful:
-            raise SpecError(f'{parameter.name}: could not update ({results[0].reason})')
+            raise ConfigError(f'{parameter.name}: could not update ({results[0].reason})')

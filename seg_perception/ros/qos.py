@@ -23,7 +23,7 @@ QoS profiles of the segmentation node, by name.
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from seg_perception.core.errors import SpecError
+from seg_perception.core.errors import ConfigError
 
 
 RELIABILITY = {
@@ -36,9 +36,9 @@ OUTPUT_DEPTH = 2
 def input_qos(reliability: str = 'best_effort', depth: int = 1) -> QoSProfile:
     """Return the image subscription profile (sensor data with the given reliability/depth)."""
     if reliability not in RELIABILITY:
-        raise SpecError(f'qos.reliability: {reliability!r} is not one of {list(RELIABILITY)}')
+        raise ConfigError(f'qos.reliability: {reliability!r} is not one of {list(RELIABILITY)}')
     if depth < 1:
-        raise SpecError(f'qos.depth: must be at least 1, got {depth}')
+        raise ConfigError(f'qos.depth: must be at least 1, got {depth}')
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=RELIABILITY[reliability],
                       durability=DurabilityPolicy.VOLATILE)
@@ -76,5 +76,5 @@ PROFILES = {
 def profile(name: str) -> QoSProfile:
     """Return a profile by name; unknown names list the choices."""
     if name not in PROFILES:
-        raise SpecError(f'unknown QoS profile {name!r}; choose one of {sorted(PROFILES)}')
+        raise ConfigError(f'unknown QoS profile {name!r}; choose one of {sorted(PROFILES)}')
     return PROFILES[name]()

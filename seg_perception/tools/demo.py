@@ -29,22 +29,34 @@ a temporary folder and says so loudly (the overlays are then meaningless).
 """
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 import sys
+import tempfile
 from typing import List, Optional, Tuple
 
+import cv2
+import numpy as np
+
+from seg_perception.core import Segmenter
+from seg_perception.core.backends import CHOICES
+from seg_perception.core.backends.base import check_model_file
+from seg_perception.core.colorize import DEFAULT_ALPHA
+from seg_perception.core.errors import DataError, ModelLoadError, SpecError
+from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
+from seg_perception.core.resources import default_model_path, sample_dir, SAMPLES_DIR, search_dirs
+from seg_perception.core.spec import load_class_table, ModelSpec
+from seg_perception.io.images import list_images
 from seg_perception.tools.argtypes import unit_interval
+from seg_perception.tools.demo_node import run_node_demo
+
 
 UNTRAINED_SIZE = (360, 480)  # CamVid frames, so nothing is resized
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the demo options."""
-    from seg_perception.core.backends import CHOICES
-    from seg_perception.core.colorize import DEFAULT_ALPHA
-    from seg_perception.core.resources import sample_dir
-
     parser.add_argument('--out', default=os.path.join('out', 'demo'), metavar='DIR',
                         help='output folder (created; default out/demo)')
     parser.add_argument('--model', default='', metavar='M',
@@ -64,11 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the node demo over DDS (default) or the core demo (``--core`` or no rclpy)."""
-    import importlib.util
-    import tempfile
-
-    from seg_perception.core.backends.base import check_model_file
-
     images = find_images(args.images)
     gt_folder = label_folder(args.images, args.labels)  # a bad --labels fails before any work
     over_dds = not args.core and importlib.util.find_spec('rclpy') is not None
@@ -76,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         model, untrained = resolve_model(args.model, scratch)
         if not over_dds:
             return run_core_demo(args, images, model, untrained)
-        from seg_perception.tools.demo_node import run_node_demo
 
         # a wrong path fails here in one line, not after the node process started
         check_model_file(model, 'ONNX model' if model.lower().endswith('.onnx') else 'model')
@@ -90,10 +96,6 @@ def run(args: argparse.Namespace) -> int:
 
 def find_images(folder: str) -> List[Path]:
     """Return the sorted image files of ``--images``, or raise DataError naming the folder."""
-    from seg_perception.core.errors import DataError
-    from seg_perception.core.resources import SAMPLES_DIR, search_dirs
-    from seg_perception.io.images import list_images
-
     if not folder:  # the default, and no samples shipped where resources looks
         looked = ', '.join(search_dirs(os.path.join(SAMPLES_DIR, 'images')))
         raise DataError(f'no sample images in {looked} (pass --images DIR)')
@@ -105,7 +107,6 @@ def find_images(folder: str) -> List[Path]:
 
 def untrained_model(folder: str) -> str:
     """Export a randomly initialised LRASPP with the CamVid classes; return its path."""
-    from seg_perception.core.spec import load_class_table, ModelSpec
     from seg_perception.models.export import export_model
     from seg_perception.models.zoo import create_model
 
@@ -121,11 +122,6 @@ def untrained_model(folder: str) -> str:
 
 def resolve_model(model: str, scratch: str) -> Tuple[str, bool]:
     """Return (model path, untrained?): the given model, the bundled one, or an untrained one."""
-    import importlib.util
-
-    from seg_perception.core.resources import default_model_path
-    from seg_perception.core.errors import ModelLoadError
-
     if model:
         return model, False
     try:
@@ -143,8 +139,6 @@ def resolve_model(model: str, scratch: str) -> Tuple[str, bool]:
 
 def label_folder(images: str, labels: str) -> Optional[str]:
     """Return the ground-truth folder: ``labels`` if given, else ../labels next to the images."""
-    from seg_perception.core.errors import DataError
-
     if labels:
         if not os.path.isdir(labels):
             raise DataError(f'--labels {labels}: not a folder')
@@ -156,14 +150,6 @@ def label_folder(images: str, labels: str) -> Optional[str]:
 def run_core_demo(args: argparse.Namespace, images: List[Path], model: str,
                   untrained: bool = False) -> int:
     """Segment every image with the core Segmenter; write PNGs and print a summary."""
-    import cv2
-    import numpy as np
-
-    from seg_perception.core import Segmenter
-    from seg_perception.core.errors import DataError, SpecError
-    from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
-    from seg_perception.core.spec import load_class_table
-
     gt_folder = label_folder(args.images, args.labels)
     os.makedirs(args.out, exist_ok=True)
     with Segmenter(model, backend=args.backend) as segmenter:

@@ -29,6 +29,11 @@ from pathlib import Path
 import tempfile
 from typing import List, Sequence, Tuple
 
+import cv2
+
+from seg_perception.core.errors import DataError, SegPerceptionError
+
+
 NODE_NAME = 'segmentation_demo'
 START_TIMEOUT_S = 120.0
 FRAME_TIMEOUT_S = 30.0
@@ -37,10 +42,6 @@ OUTPUTS = ('labels', 'drivable_mask', 'overlay')
 
 def read_frames(paths: Sequence[Path]) -> List[Tuple[str, object]]:
     """Return [(name, RGB array)] of image files."""
-    import cv2
-
-    from seg_perception.core.errors import DataError
-
     frames = []
     for path in paths:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -54,9 +55,6 @@ def read_frames(paths: Sequence[Path]) -> List[Tuple[str, object]]:
 def run_node_demo(args: argparse.Namespace, images: Sequence[Path], model: str,
                   untrained: bool = False) -> int:
     """Run the node on the images and write the overlays it published; return 0."""
-    import cv2
-
-    from seg_perception.core.errors import SegPerceptionError
     from seg_perception.ros.dds import apply_profile
     from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns
 

@@ -353,28 +353,6 @@ def _check_mode(args: argparse.Namespace) -> str:
     return mode
 
 
-def _stamp_index(reader: Any, topics: Sequence[str], duplicates: Optional[Dict[str, int]] = None
-                 ) -> Dict[str, Dict[int, Tuple[str, Any]]]:
-    """
-    Return {topic: {stamp: (msgtype, message)}} for small auxiliary topics of a bag.
-
-    The first message of a stamp wins; later ones are counted per topic in ``duplicates``.
-    """
-    index: Dict[str, Dict[int, Tuple[str, Any]]] = {t: {} for t in topics}
-    for message in reader.messages(topics):
-        try:
-            decoded = reader.deserialize(message)
-        except DataError:
-            continue
-        stamp = bagio.stamp_ns(decoded)
-        if stamp in index[message.topic]:
-            if duplicates is not None:
-                duplicates[message.topic] = duplicates.get(message.topic, 0) + 1
-            continue
-        index[message.topic][stamp] = (message.msgtype, decoded)
-    return index
-
-
 def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
                     setup: ClassSetup, stats: Any) -> Any:
     """Yield jobs whose 'image' is a recorded label map, with GT (and image) by stamp."""
@@ -384,14 +362,16 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
     if args.image_topic:
         gt_reader.require_topic(args.image_topic, bagio.IMAGE_TYPES, 'image topic')
         aux.append(args.image_topic)
-    duplicates: Dict[str, int] = {}
-    gt_index = _stamp_index(gt_reader, aux, duplicates)
-    stats.duplicate_gt += duplicates.get(args.gt_topic, 0)
+    gt_index, gt_counts = frames.index_by_stamp(gt_reader, aux)
+    stats.duplicate_gt += gt_counts.get(args.gt_topic, 0)
+    stats.gt_without_image += gt_counts.get(f'{args.gt_topic} unreadable', 0)
     drivable_index: Dict[int, Tuple[str, Any]] = {}
     if args.pred_drivable_topic in pred_reader.topics():
-        drivable_index = _stamp_index(pred_reader, [args.pred_drivable_topic])[
+        drivable_index = frames.index_by_stamp(pred_reader, [args.pred_drivable_topic])[0][
             args.pred_drivable_topic]
-    used = set()
+    pairs = frames.StampPairs()
+    for stamp, gt in gt_index[args.gt_topic].items():
+        pairs.offer(1, stamp, gt)
     produced = 0
     for message in pred_reader.messages([args.pred_topic]):
         if args.max is not None and produced >= args.max:
@@ -401,15 +381,14 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
         if job.stamp is None:
             yield job
             continue
-        if job.stamp in used:
+        outcome, gt = pairs.offer(0, job.stamp, job)
+        if outcome == pairs.DUPLICATE:
             job.skip, job.skip_message = 'duplicate_stamp', (
                 f'{args.pred_topic} stamp {bagio.format_stamp(job.stamp)} seen before (a looped '
                 'replay?); scored once')
             yield job
             continue
-        used.add(job.stamp)
-        gt = gt_index[args.gt_topic].get(job.stamp)
-        if gt is None:
+        if outcome == pairs.WAITING:  # every label was offered first: this one has none
             job.skip, job.skip_message = 'no_gt', (
                 f'{args.pred_topic} stamp {bagio.format_stamp(job.stamp)}: no label on '
                 f'{args.gt_topic} in {gt_reader.path} with the same stamp')
@@ -426,8 +405,7 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
             job.load_extras['drivable'] = _loader(drivable, f'{args.pred_drivable_topic} stamp '
                                                             f'{bagio.format_stamp(job.stamp)}')
         yield job
-    matched = used & set(gt_index[args.gt_topic])
-    stats.gt_without_image += len(set(gt_index[args.gt_topic]) - matched)
+    stats.gt_without_image += len(pairs.waiting[1])
 
 
 def _loader(entry: Tuple[str, Any], source: str) -> Any:

@@ -35,6 +35,7 @@ from seg_perception.ros import qos
 from seg_perception.ros.conversions import image_to_msg
 from seg_perception.ros.memory import keep_large_buffers
 
+
 NODE_NAME = 'segmentation_echo'
 
 

@@ -50,6 +50,7 @@ from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import NODE_NAME
 
+
 STOP_TIMEOUT_S = 15.0
 NODE_MODULE = 'seg_perception.ros.node'  # what NodeProcess runs with python -m
 # Keys added to the recorded diagnostics values for the status level and message.

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional
 from seg_perception.core.errors import DataError, UsageError
 from seg_perception.tools.argtypes import non_negative_int, positive_int
 
+
 # subcommand -> help; the implementing module is seg_perception.tools.bench.<subcommand>
 MODES = {
     'core': 'postprocess + drivable + colorize at camera size (no model)',

@@ -24,7 +24,17 @@ Medians over ``--repeats`` runs after ``--warmup`` runs; the target is 5 ms in t
 import argparse
 import json
 import os
+import time
 from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+from seg_perception.core.preprocess import Geometry
+from seg_perception.core.resources import sample_dir
+from seg_perception.core.segmenter import OutputStages
+from seg_perception.core.spec import load_class_table, ModelSpec
+
 
 TARGET_MS = 5.0
 DEFAULT_CAMERA = '1920x1200'
@@ -54,12 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sample_label_map(height: int, width: int):
     """Return a real CamVid label map (void -> 255) resized to height x width, nearest."""
-    import cv2
-    import numpy as np
-
-    from seg_perception.core.resources import sample_dir
-    from seg_perception.core.spec import load_class_table
-
     folder = sample_dir('labels')
     found = sorted(os.path.join(folder, name) for name in os.listdir(folder)
                    if name.endswith('.png')) if folder else []
@@ -74,14 +78,6 @@ def sample_label_map(height: int, width: int):
 
 def measure(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     """Time the post-inference stages; return {stage: {median, p90, min}} in ms."""
-    import time
-
-    import numpy as np
-
-    from seg_perception.core.preprocess import Geometry
-    from seg_perception.core.segmenter import OutputStages
-    from seg_perception.core.spec import load_class_table, ModelSpec
-
     (cam_h, cam_w), (out_h, out_w) = args.camera, args.output
     table = load_class_table('camvid')
     spec = ModelSpec(classes=table.classes, input_height=out_h, input_width=out_w,
@@ -108,8 +104,6 @@ def measure(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the core benchmark, print the table, optionally write JSON."""
-    import cv2
-
     results = measure(args)
     (cam_h, cam_w), (out_h, out_w) = args.camera, args.output
     print(f'core after inference: {out_w}x{out_h} labels -> {cam_w}x{cam_h} camera, '

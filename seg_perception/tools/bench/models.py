@@ -37,10 +37,18 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from seg_perception.core.errors import DataError, SegPerceptionError
+import cv2
+import numpy as np
+
+from seg_perception.core.backends.base import check_model_file
+from seg_perception.core.errors import DataError, ModelLoadError, SegPerceptionError, SpecError
+from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.core.resources import sample_dir
+from seg_perception.core.spec import load_class_table, load_spec, ModelSpec
+from seg_perception.io.images import evenly_spaced, list_images
 from seg_perception.tools.argtypes import positive_int
 from seg_perception.tools.bench.core import parse_size
+
 
 DEFAULT_SIZE = '480x360'  # CamVid; rounded per architecture to the nearest valid size
 DEFAULT_THREADS = 2
@@ -77,8 +85,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def median_ms(function: Callable[[], object], warmup: int, repeats: int) -> float:
     """Return the median wall time of ``function`` in milliseconds."""
-    import numpy as np
-
     for _ in range(warmup):
         function()
     times = []
@@ -93,9 +99,6 @@ def ort_session(path: str, threads: int):
     """Open a model with ONNX Runtime on the CPU with ``threads`` intra-op threads."""
     import onnxruntime as ort
 
-    from seg_perception.core.backends.base import check_model_file
-    from seg_perception.core.errors import ModelLoadError
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -109,8 +112,6 @@ def ort_session(path: str, threads: int):
 
 def zero_feed(session) -> Dict[str, object]:
     """Return an all-zero input for a session (symbolic dimensions become 1)."""
-    import numpy as np
-
     feeds = {}
     for graph_input in session.get_inputs():
         shape = [d if isinstance(d, int) else 1 for d in graph_input.shape]
@@ -127,9 +128,6 @@ def parse_model_name(name: str) -> Tuple[str, Optional[str]]:
 
 def load_labelled(images_dir: str, labels_dir: str, count: int, classes):
     """Return (images, labels) spread evenly over a folder; labels mapped to training ids."""
-    import cv2
-
-    from seg_perception.io.images import evenly_spaced, list_images
     from seg_perception.models.calibration import load_calibration_images
 
     images = load_calibration_images(images_dir, count)  # the same evenly spaced files
@@ -149,11 +147,8 @@ def load_labelled(images_dir: str, labels_dir: str, count: int, classes):
 def bench_architecture(name: str, args: argparse.Namespace, calibration,
                        evaluation, folder: str) -> Dict[str, object]:
     """Export one architecture in fp32 and INT8 and time torch, ORT fp32 and ORT INT8."""
-    import cv2
     import torch
 
-    from seg_perception.core.metrics import ConfusionMatrix
-    from seg_perception.core.spec import load_class_table, ModelSpec
     from seg_perception.models.export import export_model
     from seg_perception.models.quantize import make_quantizer
     from seg_perception.models.zoo import create_model, nearest_valid_size, resolve_backbone
@@ -212,9 +207,6 @@ def bench_onnx_file(path: str, args: argparse.Namespace) -> Dict[str, object]:
     """Time an existing ONNX model with ONNX Runtime (no torch or INT8 counterpart)."""
     import onnx
 
-    from seg_perception.core.errors import SpecError
-    from seg_perception.core.spec import load_spec
-
     session = ort_session(path, args.threads)  # a missing, empty or bad file: named
     feed = zero_feed(session)
     try:
@@ -258,7 +250,6 @@ def run(args: argparse.Namespace) -> int:
         raise SegPerceptionError('--weights needs exactly one architecture among the models')
     calibration = evaluation = None
     if architectures:
-        from seg_perception.core.spec import load_class_table
         from seg_perception.models.calibration import load_calibration_images
         if not args.calib:
             raise DataError('no CamVid sample frames are installed to calibrate INT8 on; '

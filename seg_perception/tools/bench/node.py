@@ -33,9 +33,16 @@ import threading
 import time
 from typing import Any, Dict, List, Tuple
 
-from seg_perception.core.errors import UsageError
+import cv2
+import numpy as np
+
+from seg_perception.core import Segmenter
+from seg_perception.core.errors import DataError, SegPerceptionError, UsageError
+from seg_perception.core.resources import sample_dir
+from seg_perception.io.images import list_images, read_rgb
 from seg_perception.tools.argtypes import non_negative_int, positive_float
 from seg_perception.tools.bench.core import parse_size
+
 
 P50_TARGET = 1.15  # p50 latency / model-only inference
 P99_TARGET = 1.5  # p99 latency / p50 latency
@@ -67,12 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def camera_frames(height: int, width: int) -> List[Any]:
     """Return the bundled CamVid frames (RGB) resized to the camera size."""
-    import cv2
-
-    from seg_perception.core.errors import DataError
-    from seg_perception.core.resources import sample_dir
-    from seg_perception.io.images import list_images, read_rgb
-
     folder = sample_dir('images')
     if folder is None:
         raise DataError('no CamVid sample frames are installed (data/samples/camvid/images) to '
@@ -83,10 +84,6 @@ def camera_frames(height: int, width: int) -> List[Any]:
 
 def model_only(model: str, frame: Any, args: argparse.Namespace) -> Dict[str, Any]:
     """Time the backend's inference alone on one frame; return medians in ms and the model."""
-    import numpy as np
-
-    from seg_perception.core import Segmenter
-
     with Segmenter(model or None, backend=args.backend,
                    num_threads=args.threads) as segmenter:
         infer, total = [], []
@@ -119,7 +116,6 @@ def stream(peer: Any, messages: List[Any], rate: float, seconds: float) -> Dict[
 def stream_through(node: Any, frames: List[Any], args: argparse.Namespace
                    ) -> Tuple[List[float], int, Dict[str, str]]:
     """Stream the camera frames through a node process; return latencies, frames, diagnostics."""
-    from seg_perception.core.errors import SegPerceptionError
     from seg_perception.ros.harness.peer import Peer, stamp_ns
 
     peer = Peer(node.fqn, outputs=('labels',), name='bench_camera')
@@ -150,8 +146,6 @@ def stream_through(node: Any, frames: List[Any], args: argparse.Namespace
 
 def measure(args: argparse.Namespace) -> Dict[str, Any]:
     """Time the model alone, then the node, then the transport alone (echo); return all."""
-    import numpy as np
-
     from seg_perception.ros.dds import apply_profile
     from seg_perception.ros.harness.peer import NodeProcess
 
