@@ -189,7 +189,8 @@ def test_torch_file_with_embedded_spec_matches_onnxruntime(logits_model, tmp_pat
             warnings.simplefilter('ignore', FutureWarning)  # TorchScript is deprecated
             scripted = torch.jit.trace(adapter, torch.from_numpy(tensor))
             torch.jit.save(scripted, str(path), _extra_files=extra)
-    with create_backend('auto', str(path), device='cpu') as backend:
+    # a file this test made itself: trusted (code-carrying formats need it)
+    with create_backend('auto', str(path), device='cpu', trust_code=True) as backend:
         assert backend.name == 'torch' and backend.provider == 'torch-cpu'
         embedded = ModelSpec.from_json(backend.metadata()[METADATA_KEY], str(path))
         assert embedded.to_dict() == spec.to_dict()

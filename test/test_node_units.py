@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from seg_perception.core.errors import InputError, SpecError
+from seg_perception.core.errors import ConfigError, InputError
 from seg_perception.core.spec import load_class_table, ModelSpec
 from seg_perception.ros.class_table import class_table_json
 from seg_perception.ros.conversions import image_from_msg, image_to_msg
@@ -107,10 +107,10 @@ def test_defaults_file_is_complete_and_errors_name_it(tmp_path):
     assert all(check_choice(name, value) is None for name, value in defaults.items())
     bad = tmp_path / 'params.yaml'
     bad.write_text('/**:\n  ros__parameters:\n    autostart: true\n    colour: red\n')
-    with pytest.raises(SpecError, match='params.yaml.*missing.*unknown'):
+    with pytest.raises(ConfigError, match='params.yaml.*missing.*unknown'):
         load_defaults(str(bad))
     bad.write_text('/**: [unclosed\n')
-    with pytest.raises(SpecError, match='params.yaml: invalid YAML'):
+    with pytest.raises(ConfigError, match='params.yaml: invalid YAML'):
         load_defaults(str(bad))
 
 
@@ -120,9 +120,9 @@ def test_runtime_settings_and_choices():
     assert settings.drivable_classes == () and settings.overlay_alpha == 0.5
     assert drivable_names(['', ' Road ', 'Pavement']) == ('Road', 'Pavement')
     assert 'tensorrt' in check_choice('backend', 'quantum')
-    with pytest.raises(SpecError, match='qos.reliability'):
+    with pytest.raises(ConfigError, match='qos.reliability'):
         input_qos('sometimes')
-    with pytest.raises(SpecError, match='choose one of'):
+    with pytest.raises(ConfigError, match='choose one of'):
         profile('fastest')
 
 

@@ -165,15 +165,17 @@ class Segmenter:
 
     ``model_path`` empty or None takes the bundled default model. ``backend`` is ``auto``,
     ``onnxruntime``, ``tensorrt`` or ``torch``; ``device``, ``precision``, ``num_threads`` and
-    ``engine_cache_dir`` go to the backend. ``drivable_classes`` (names) overrides the spec's
-    drivable classes. :meth:`process` is not thread-safe (buffers are reused); use one Segmenter
-    per thread.
+    ``engine_cache_dir`` go to the backend; ``trust_code`` lets the torch backend load files that
+    run code when loaded (TorchScript, ``.pt2``), for files the caller trusts. ``drivable_classes``
+    (names) overrides the spec's drivable classes. :meth:`process` is not thread-safe (buffers
+    are reused); use one Segmenter per thread.
     """
 
     def __init__(self, model_path: Optional[str] = None, backend: str = 'auto',
                  device: str = '', precision: str = 'fp32', num_threads: int = 0,
                  engine_cache_dir: str = '', drivable_classes: Optional[Iterable[str]] = None,
-                 drivable_config: Optional[DrivableConfig] = None) -> None:
+                 drivable_config: Optional[DrivableConfig] = None,
+                 trust_code: bool = False) -> None:
         if model_path is not None and not isinstance(model_path, (str, os.PathLike)):
             raise ModelLoadError(f'model_path must be a file path, got '
                                  f'{type(model_path).__name__} {model_path!r}')
@@ -181,7 +183,7 @@ class Segmenter:
         self.model_path = model_path or default_model_path()
         self.backend = create_backend(backend, self.model_path, device=device,
                                       precision=precision, num_threads=num_threads,
-                                      engine_cache_dir=engine_cache_dir)
+                                      engine_cache_dir=engine_cache_dir, trust_code=trust_code)
         try:
             self.spec = load_spec(self.model_path, self.backend.metadata())
             self._check_backend_input()

@@ -45,7 +45,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_perception.core import Segmenter
-from seg_perception.core.errors import InputError, one_line, quoted, SegPerceptionError
+from seg_perception.core.backends import resolve_backend_name
+from seg_perception.core.errors import (ConfigError, InputError, one_line, quoted,
+                                        SegPerceptionError)
 from seg_perception.core.ground_grid import GroundProjector, Intrinsics
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import image_from_compressed_msg, image_from_msg, image_to_msg
@@ -145,12 +147,25 @@ class SegmentationNode(LifecycleNode):
 
     # -- model ---------------------------------------------------------------------------------
     def _load_segmenter(self, model_path: str, drivable: List[str]) -> Any:
-        """Load and warm up a Segmenter; raise SegPerceptionError naming what is wrong."""
+        """
+        Load and warm up a Segmenter; raise SegPerceptionError naming what is wrong.
+
+        A torch file is refused before it is opened unless ``allow_torch_models`` is set: any DDS
+        participant can set ``model_path``, and torch files can run code when they load.
+        """
+        allow_torch = self._values['allow_torch_models']
+        if not allow_torch and model_path and resolve_backend_name(
+                self._values['backend'], model_path) == 'torch':
+            raise ConfigError(f'{quoted(model_path)}: torch model files are not loaded through '
+                              'model_path unless the start-up parameter allow_torch_models is '
+                              'true (they can run code when loaded); use an ONNX model or a '
+                              'TensorRT engine')
         segmenter = Segmenter(model_path=model_path or None, backend=self._values['backend'],
                               device=self._values['device'],
                               precision=self._values['precision'],
                               num_threads=self._values['num_threads'],
-                              engine_cache_dir=self._values['engine_cache_dir'])
+                              engine_cache_dir=self._values['engine_cache_dir'],
+                              trust_code=allow_torch)
         try:
             if drivable:
                 segmenter.spec.class_ids(drivable)  # SpecError lists the model's classes

@@ -62,6 +62,9 @@ PARAMETERS: Dict[str, ParameterInfo] = {
         'ONNX model or TensorRT engine; empty = the bundled default model. Changing it at run '
         'time loads the new model in the background and switches between two frames.',
         read_only=False),
+    'allow_torch_models': ParameterInfo(
+        'Accept torch files (.pt, .pth, .pt2, TorchScript) as model_path; they can run code when '
+        'loaded and any DDS participant can set model_path, so keep false on an open domain.'),
     'backend': ParameterInfo('Inference backend.',
                              choices=('auto', 'tensorrt', 'onnxruntime', 'torch')),
     'precision': ParameterInfo('Numeric precision of the engine.',

@@ -53,6 +53,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False)
                         help='fp32 | fp16 | int8 (TensorRT)')
     parser.add_argument('--threads', type=non_negative_int, default=0, metavar='N',
                         help='CPU inference threads (0 = backend default)')
+    parser.add_argument('--trust-model-code', action='store_true',
+                        help='load torch files that run code when loaded (TorchScript, .pt2); '
+                             'only for a file you trust')
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +69,8 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
 def load_segmenter(args: argparse.Namespace) -> Any:
     """Create the core Segmenter from the parsed model options."""
     return Segmenter(model_path=args.model or None, backend=args.backend, device=args.device,
-                     precision=args.precision, num_threads=args.threads)
+                     precision=args.precision, num_threads=args.threads,
+                     trust_code=args.trust_model_code)
 
 
 def model_description(segmenter: Any, args: argparse.Namespace) -> Dict[str, Any]:

@@ -89,7 +89,8 @@ class OnnxRuntimeBackend(Backend):
     name = 'onnxruntime'
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
-                 num_threads: int = 0, engine_cache_dir: str = '') -> None:
+                 num_threads: int = 0, engine_cache_dir: str = '',
+                 trust_code: bool = False) -> None:  # ONNX carries no code: always loadable
         super().__init__(model_path)
         import onnxruntime as ort
 

@@ -60,7 +60,8 @@ class TensorRTBackend(Backend):
     name = 'tensorrt'
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
-                 num_threads: int = 0, engine_cache_dir: str = '') -> None:
+                 num_threads: int = 0, engine_cache_dir: str = '',
+                 trust_code: bool = False) -> None:  # an engine carries no Python code
         super().__init__(model_path)
         check_precision(precision)
         check_num_threads(num_threads)  # unused by TensorRT, but a bad value is a mistake

@@ -13,7 +13,12 @@
 # limitations under the License.
 
 """
-Torch backend (registry name ``torch``): TorchScript, ``torch.export`` or a zoo checkpoint.
+Torch backend (registry name ``torch``): a state-dict checkpoint, TorchScript or ``torch.export``.
+
+Code-carrying formats load only when the caller trusts the file (``trust_code=True``):
+``torch.export.load`` unpickles parts of a ``.pt2`` archive (any Python code can run) and
+TorchScript archives carry code. State-dict checkpoints load weights-only (tensors and plain
+containers, nothing that runs) and need no trust.
 
 Three kinds of file, on CPU or CUDA (torch is imported only here, and only when used):
 
@@ -32,6 +37,7 @@ from importlib.metadata import entry_points
 import logging
 import os
 from typing import Any, Dict
+import zipfile
 
 import numpy as np
 
@@ -45,6 +51,15 @@ LOGGER = logging.getLogger('seg_perception')
 EXPORTED_PROGRAM_SUFFIX = '.pt2'
 # entry point group of callables (architecture, num_classes, weights path) -> torch.nn.Module
 NETWORK_BUILDERS = 'seg_perception.network_builders'
+
+
+def is_torchscript(path: str) -> bool:
+    """Return True for a TorchScript archive (a zip with a ``code/`` folder); reads no pickle."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any('/code/' in f'/{name}' for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def build_network(architecture: str, num_classes: int, weights: str) -> Any:
@@ -108,8 +123,10 @@ class TorchBackend(Backend):
     name = 'torch'
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
-                 num_threads: int = 0, engine_cache_dir: str = '') -> None:
+                 num_threads: int = 0, engine_cache_dir: str = '',
+                 trust_code: bool = False) -> None:
         super().__init__(model_path)
+        self._trust_code = trust_code is True
         torch = self._torch = import_torch()
         check_precision(precision)
         check_model_file(model_path, 'torch model')
@@ -151,6 +168,7 @@ class TorchBackend(Backend):
         path = self.model_path
         extra = {METADATA_KEY: ''}
         if path.endswith(EXPORTED_PROGRAM_SUFFIX):
+            self._require_trust('a torch.export program (.pt2) is unpickled when it loads')
             try:
                 program = torch.export.load(path, extra_files=extra)
             except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
@@ -161,19 +179,30 @@ class TorchBackend(Backend):
                 from torch.export.passes import move_to_device_pass
                 program = move_to_device_pass(program, self._device)
             return program.module()  # exported in eval mode; has no .eval()
-        try:
-            module = torch.jit.load(path, map_location=self._device, _extra_files=extra)
+        if is_torchscript(path):
+            self._require_trust('a TorchScript archive carries code that runs')
+            try:
+                module = torch.jit.load(path, map_location=self._device, _extra_files=extra)
+            except Exception as error:  # noqa: BLE001 - torch raises many types for bad files
+                raise ModelLoadError(f'{path}: not a loadable TorchScript archive '
+                                     f'({one_line(error)})') from None
             self._store_extra(extra)
             return module.eval()
-        except Exception as script_error:  # noqa: BLE001 - not TorchScript; try a checkpoint
-            reason = one_line(script_error)
         try:
             spec = load_spec(path, {})
         except SegPerceptionError as error:
-            raise ModelLoadError(f'{path}: not TorchScript ({reason}) and no checkpoint spec: '
-                                 f'{error}') from None
+            raise ModelLoadError(f'{path}: not TorchScript (no code in the file) and no '
+                                 f'checkpoint spec: {error}') from None
         network = build_network(spec.architecture, spec.num_classes, path)
         return spec_adapter(torch, network, spec).to(self._device).eval()
+
+    def _require_trust(self, what: str) -> None:
+        """Refuse a code-carrying file unless the caller said it trusts it."""
+        if not self._trust_code:
+            raise ModelLoadError(
+                f'{self.model_path}: not loaded: {what}. Load only a file you trust, with '
+                'trust_code=True (tools: --trust-model-code; node: the start-up parameter '
+                'allow_torch_models), or export the model to ONNX')
 
     def _store_extra(self, extra: Dict[str, Any]) -> None:
         value = extra.get(METADATA_KEY)
