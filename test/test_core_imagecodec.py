@@ -198,3 +198,55 @@ def test_compressed_format_strings():
     assert compressed_format('rgb8', 'jpeg') == 'rgb8; jpeg compressed bgr8'
     assert compressed_format('mono16', 'png') == 'mono16; png compressed mono16'
     assert compressed_format('mono16', 'jpeg') == 'mono16; jpeg compressed mono8'
+
+
+BOMB_SCRIPT = r"""
+import resource, struct, sys, zlib
+import cv2, numpy as np
+from seg_perception.core.errors import InputError
+from seg_perception.core.imagecodec import decode_compressed
+
+def jpeg_bomb(side):
+    data = bytearray(cv2.imencode('.jpg', np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+    sof = data.index(b'\xff\xc0')
+    data[sof + 5:sof + 9] = struct.pack('>HH', side, side)
+    return bytes(data)
+
+def png_bomb(side):
+    data = bytearray(cv2.imencode('.png', np.zeros((64, 64), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack('>II', side, side)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+for name, payload, fmt in (('jpeg', jpeg_bomb(30000), 'jpeg'), ('png', png_bomb(30000), 'png')):
+    try:
+        decode_compressed(payload, fmt, source=name)
+        print(name, 'decoded')
+    except InputError as error:
+        print(name, error.reason, len(payload))
+print('maxrss_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_decompression_bombs_are_refused_before_decoding():
+    """A tiny JPEG/PNG claiming 30000x30000 is refused from its header: no gigabytes allocated."""
+    import subprocess
+    import sys
+    output = subprocess.run([sys.executable, '-c', BOMB_SCRIPT], capture_output=True, text=True,
+                            timeout=300, check=True).stdout.split('\n')
+    results = dict(line.split(' ', 1) for line in output if line)
+    assert results['jpeg'].startswith('too_large') and results['png'].startswith('too_large')
+    assert int(results['jpeg'].split()[1]) < 1000  # the payload really is tiny
+    # the interpreter with numpy, OpenCV and the core is ~100 MB; a decoded bomb is 2.7 GB
+    assert int(results['maxrss_mb']) < 400, results
+
+
+@pytest.mark.parametrize('payload,reason', [
+    (b'GIF89a' + b'\x00' * 64, 'neither PNG nor JPEG'),
+    (b'\x89PNG\r\n\x1a\n\x00\x00', 'end before the image size'),
+    (b'\xff\xd8\xff\xe0\x00\x10JFIF', 'end before the image size'),
+])
+def test_compressed_data_of_other_formats_or_cut_headers(payload, reason):
+    with pytest.raises(InputError, match=reason) as raised:
+        decode_compressed(payload, 'jpeg', source='frame')
+    assert raised.value.reason == 'corrupt_compressed'

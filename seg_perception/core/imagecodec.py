@@ -25,6 +25,7 @@ Compressed images go through :func:`decode_compressed` (OpenCV ``imdecode``, rea
 """
 
 from dataclasses import dataclass
+import struct
 import sys
 from typing import Any, Dict, Optional, Tuple
 
@@ -225,6 +226,64 @@ def _compressed_codec(format_str: str, source: str) -> str:
                      f'{", ".join(COMPRESSED_FORMATS)}', 'unknown_encoding')
 
 
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+JPEG_SIGNATURE = b'\xff\xd8'
+# JPEG start-of-frame markers (every SOFn but DHT 0xC4, JPG 0xC8 and DAC 0xCC)
+JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+JPEG_STANDALONE_MARKERS = frozenset([0x01, 0xD8] + list(range(0xD0, 0xD8)))
+
+
+def compressed_size(buffer: np.ndarray, format_str: str = 'jpeg',
+                    source: str = 'image') -> Tuple[int, int]:
+    """
+    Return (height, width) from a PNG (IHDR) or JPEG (SOF) header without decoding.
+
+    Data that is neither PNG nor JPEG, or whose header ends before it gives the size, is
+    rejected as ``corrupt_compressed``: OpenCV would otherwise decode other formats too.
+    """
+    head = buffer[:64].tobytes()
+    if head.startswith(PNG_SIGNATURE):
+        if len(head) >= 24 and head[12:16] == b'IHDR':
+            width, height = struct.unpack('>II', head[16:24])
+            return height, width
+    elif head.startswith(JPEG_SIGNATURE):
+        size = _jpeg_frame_size(buffer)
+        if size is not None:
+            return size
+    else:
+        raise InputError(f'{source}: {buffer.size} bytes labelled {format_str!r} are neither PNG '
+                         'nor JPEG data', 'corrupt_compressed')
+    raise InputError(f'{source}: {buffer.size} bytes of {format_str!r} data end before the '
+                     'image size (corrupt or truncated header)', 'corrupt_compressed')
+
+
+def _jpeg_frame_size(buffer: np.ndarray) -> Optional[Tuple[int, int]]:
+    """Walk the JPEG marker segments up to the frame header; return (height, width) or None."""
+    data = memoryview(buffer)
+    position, end = 2, len(data)
+    while position + 4 <= end:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in JPEG_STANDALONE_MARKERS:
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            return None
+        length = (data[position + 2] << 8) | data[position + 3]
+        if marker in JPEG_SOF_MARKERS:
+            if position + 9 > end or length < 7:
+                return None
+            height = (data[position + 5] << 8) | data[position + 6]
+            width = (data[position + 7] << 8) | data[position + 8]
+            return (height, width) if height and width else None
+        position += 2 + length
+    return None
+
+
 def decode_compressed(data: Any, format_str: str = 'jpeg',
                       source: str = 'image') -> Tuple[np.ndarray, str]:
     """
@@ -238,6 +297,10 @@ def decode_compressed(data: Any, format_str: str = 'jpeg',
     buffer = _as_bytes_view(data, source)
     if buffer.size == 0:
         raise InputError(f'{source}: empty compressed image', 'empty')
+    # the size from the header, checked before a single pixel is allocated (a 631-byte JPEG can
+    # claim 30000x30000)
+    height, width = compressed_size(buffer, format_str, source)
+    check_size(height, width, source)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise InputError(f'{source}: {buffer.size} bytes of {format_str!r} data could not be '
