@@ -203,3 +203,47 @@ def test_class_tables_named_by_a_sidecar(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the sidecar's folder
     spec = ModelSpec.from_yaml(str(own))
     assert spec.class_names == ['Sky', 'Road'] and spec.drivable_classes == ['Road']
+
+
+def test_yaml_alias_bomb_is_refused_in_one_short_line(tmp_path):
+    """A few hundred bytes of nested aliases (billion laughs) fail fast, with a short message."""
+    import time
+
+    from seg_perception.core.spec import ModelSpec
+    lines = ['a0: &a0 [Road, Road, Road, Road, Road, Road, Road, Road, Road]']
+    for level in range(1, 9):
+        previous = f'*a{level - 1}'
+        lines.append(f'a{level}: &a{level} [{", ".join([previous] * 9)}]')
+    lines += ['classes: camvid', 'input_height: 96', 'input_width: 128', 'drivable_classes: *a8']
+    sidecar = tmp_path / 'bomb.yaml'
+    sidecar.write_text('\n'.join(lines) + '\n')
+    assert sidecar.stat().st_size < 600
+    started = time.monotonic()
+    with pytest.raises(SpecError) as raised:
+        ModelSpec.from_yaml(str(sidecar))
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert 'bomb.yaml' in message and 'aliases' in message and len(message) < 300
+
+
+@pytest.mark.parametrize('kind', ['yaml', 'json'])
+def test_deep_nesting_is_one_line_naming_the_file(tmp_path, kind):
+    from seg_perception.core.spec import ModelSpec
+    if kind == 'yaml':
+        path = tmp_path / 'deep.yaml'
+        path.write_text('classes: ' + '[' * 5000 + ']' * 5000 + '\n')
+        with pytest.raises(SpecError, match='deep.yaml: invalid YAML .*nested') as raised:
+            ModelSpec.from_yaml(str(path))
+    else:
+        with pytest.raises(SpecError, match='model.onnx: metadata .* nested too deeply') as raised:
+            ModelSpec.from_json('[' * 100000 + ']' * 100000, 'model.onnx')
+    assert len(str(raised.value)) < 300
+
+
+def test_values_quoted_in_errors_are_capped():
+    from seg_perception.core.spec import ModelSpec
+    table = load_class_table('camvid')
+    with pytest.raises(SpecError) as raised:
+        ModelSpec(classes=table.classes, input_height=96, input_width=128,
+                  channel_order='x' * 100000)
+    assert len(str(raised.value)) < 400 and '100002 characters' in str(raised.value)

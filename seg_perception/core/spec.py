@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Typ
 import numpy as np
 import yaml
 
-from seg_perception.core.errors import SegPerceptionError, SpecError
+from seg_perception.core.errors import one_line, quoted, SegPerceptionError, SpecError
 from seg_perception.core.resources import bundled_yaml, CLASSES_DIR, shipped_names
 
 
@@ -42,6 +42,11 @@ INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('nchw', 'nhwc')
 OUTPUT_KINDS = ('logits', 'labels')
 RESIZE_MODES = ('resize', 'letterbox')
+# limits of the files a spec or class table comes from (far above any real one)
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_ALIASES = 64
+MAX_YAML_DEPTH = 32
+MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -138,13 +143,15 @@ class ModelSpec(ClassList):
             fail('classes', 'must be a non-empty list')
         for c in self.classes:
             if not isinstance(c, ClassInfo):
-                fail('classes', f'entry {c!r} is not a ClassInfo')
+                fail('classes', f'entry {quoted(c)} is not a ClassInfo')
             if not is_int(c.id) or not 0 <= c.id < 255:
-                fail('classes', f'id {c.id!r} of {c.name!r} is not an integer in 0..254')
+                fail('classes', f'id {quoted(c.id)} of {quoted(c.name)} is not an integer in '
+                     '0..254')
             if not isinstance(c.name, str) or not c.name.strip():
-                fail('classes', f'name {c.name!r} of id {c.id} is not a non-empty string')
+                fail('classes', f'name {quoted(c.name)} of id {c.id} is not a non-empty string')
             if not is_color(c.color):
-                fail('classes', f'color {c.color!r} of {c.name!r} is not 3 integers in 0..255')
+                fail('classes', f'color {quoted(c.color)} of {quoted(c.name)} is not 3 integers '
+                     'in 0..255')
         ids = [c.id for c in self.classes]
         if len(set(ids)) != len(ids):
             fail('classes', f'has duplicate ids {sorted({i for i in ids if ids.count(i) > 1})}')
@@ -153,26 +160,26 @@ class ModelSpec(ClassList):
             fail('classes', 'has duplicate names')
         if not is_int(self.ignore_index) or not 0 <= self.ignore_index <= 255 \
                 or self.ignore_index in ids:
-            fail('ignore_index', f'{self.ignore_index!r} must be an integer in 0..255 and not a '
-                 'class id')
+            fail('ignore_index', f'{quoted(self.ignore_index)} must be an integer in 0..255 and '
+                 'not a class id')
         for name, value in (('input_height', self.input_height),
                             ('input_width', self.input_width)):
             if not is_int(value) or value <= 0:
-                fail(name, f'must be a positive integer, got {value!r}')
+                fail(name, f'must be a positive integer, got {quoted(value)}')
         for name, value in (('architecture', self.architecture), ('dataset', self.dataset)):
             if not isinstance(value, str):
-                fail(name, f'must be a string, got {value!r}')
+                fail(name, f'must be a string, got {quoted(value)}')
         for name, value, choices in (('channel_order', self.channel_order, CHANNEL_ORDERS),
                                      ('input_dtype', self.input_dtype, INPUT_DTYPES),
                                      ('input_layout', self.input_layout, INPUT_LAYOUTS),
                                      ('output_kind', self.output_kind, OUTPUT_KINDS),
                                      ('resize_mode', self.resize_mode, RESIZE_MODES)):
             if value not in choices:
-                fail(name, f'is {value!r}; choose one of {list(choices)}')
+                fail(name, f'is {quoted(value)}; choose one of {list(choices)}')
         for name, value in (('mean', self.mean), ('std', self.std)):
             if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 3
                     or not all(is_number(v) and math.isfinite(v) for v in value)):
-                fail(name, f'must be 3 finite numbers, got {value!r}')
+                fail(name, f'must be 3 finite numbers, got {quoted(value)}')
         if any(s <= 0 for s in self.std):
             fail('std', f'must be positive, got {list(self.std)}')
         problem = check_names(self.drivable_classes, {c.name.lower() for c in self.classes},
@@ -211,7 +218,7 @@ class ModelSpec(ClassList):
         key = 'classes_file' if 'classes_file' in data else 'classes'
         path = data.pop('classes_file', data.get('classes'))
         if key == 'classes_file' and (not isinstance(path, str) or not path):
-            raise SpecError(f'{source}: field {key!r} must be a path, got {path!r}')
+            raise SpecError(f'{source}: field {key!r} must be a path, got {quoted(path)}')
         if isinstance(path, str) and not os.path.isabs(path) and os.path.isfile(source):
             # a relative table path is relative to the file that names it; a bare name such as
             # 'camvid' is a bundled table unless that file exists there
@@ -241,16 +248,22 @@ class ModelSpec(ClassList):
         try:
             return cls(source=source, **data)
         except TypeError as error:
-            raise SpecError(f'{source}: {error}') from None
+            raise SpecError(f'{source}: {one_line(error)}') from None
 
     @classmethod
     def from_json(cls, text: str, source: str) -> 'ModelSpec':
         """Parse the JSON stored in ONNX metadata."""
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(f'{source}: metadata {METADATA_KEY!r} holds {len(text)} characters; a '
+                            f'spec is at most {MAX_SPEC_BYTES}')
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SpecError(f'{source}: metadata {METADATA_KEY!r} is not valid JSON '
-                            f'({error})') from None
+                            f'({one_line(error)})') from None
+        except RecursionError:
+            raise SpecError(f'{source}: metadata {METADATA_KEY!r} is nested too deeply to be a '
+                            'model spec') from None
         return cls.from_dict(data, source)
 
     @classmethod
@@ -298,16 +311,16 @@ def parse_classes(raw: Any, source: str) -> List[ClassInfo]:
             continue
         if not isinstance(entry, Mapping) or not {'id', 'name', 'color'} <= set(entry):
             raise SpecError(f'{source}: classes[{index}] must have id, name and color, '
-                            f'got {entry!r}')
+                            f'got {quoted(entry)}')
         class_id, name, color = entry['id'], entry['name'], entry['color']
         if not isinstance(name, str) or not name.strip():
-            raise SpecError(f'{source}: classes[{index}] name {name!r} must be a non-empty '
+            raise SpecError(f'{source}: classes[{index}] name {quoted(name)} must be a non-empty '
                             'string')
         if not is_int(class_id):
-            raise SpecError(f'{source}: classes[{index}] ({name}) id {class_id!r} must be an '
-                            'integer')
+            raise SpecError(f'{source}: classes[{index}] ({name}) id {quoted(class_id)} '
+                            'must be an integer')
         if not is_color(color):
-            raise SpecError(f'{source}: classes[{index}] ({name}) color {color!r} must be 3 '
+            raise SpecError(f'{source}: classes[{index}] ({name}) color {quoted(color)} must be 3 '
                             'integers in 0..255')
         parsed.append(ClassInfo(int(class_id), name, tuple(int(v) for v in color)))
     return parsed
@@ -332,7 +345,7 @@ def is_color(value: Any) -> bool:
 def check_names(names: Any, known: Set[str], owner: str) -> str:
     """Return what is wrong with a list of class names (``known`` in lower case), or ''."""
     if not isinstance(names, (list, tuple)):
-        return f'must be a list of class names, got {names!r}'
+        return f'must be a list of class names, got {quoted(names)}'
     bad = [n for n in names if not isinstance(n, str)]
     if bad:
         return f'must be class names (strings), got {bad}'
@@ -372,7 +385,7 @@ def load_class_table(name_or_path: str) -> ClassTable:
 
     name = data.get('name', os.path.splitext(os.path.basename(path))[0])
     if not isinstance(name, str) or not name:
-        fail('name', f'must be a non-empty string, got {name!r}')
+        fail('name', f'must be a non-empty string, got {quoted(name)}')
     drivable = data.get('drivable')
     drivable = [] if drivable is None else drivable
     problem = check_names(drivable, {c.name.lower() for c in classes}, 'the table')
@@ -380,13 +393,13 @@ def load_class_table(name_or_path: str) -> ClassTable:
         fail('drivable', problem)
     ignore_index = data.get('ignore_index', IGNORE_INDEX)
     if not is_int(ignore_index) or not 0 <= ignore_index <= 255:
-        fail('ignore_index', f'must be an integer in 0..255, got {ignore_index!r}')
+        fail('ignore_index', f'must be an integer in 0..255, got {quoted(ignore_index)}')
     source_ignore_ids = data.get('source_ignore_ids')
     source_ignore_ids = [] if source_ignore_ids is None else source_ignore_ids
     if not isinstance(source_ignore_ids, list) or not all(
             is_int(i) and 0 <= i <= 255 for i in source_ignore_ids):
         fail('source_ignore_ids', f'must be a list of integers in 0..255, got '
-             f'{source_ignore_ids!r}')
+             f'{quoted(source_ignore_ids)}')
     table = ClassTable(name=name, classes=classes, drivable=list(drivable),
                        ignore_index=int(ignore_index),
                        source_ignore_ids=[int(i) for i in source_ignore_ids], source=path)
@@ -431,18 +444,56 @@ def load_spec(model_path: str, metadata: Optional[Mapping[str, str]] = None) -> 
                     '`seg-perception export` or write the sidecar)')
 
 
+class LimitedLoader(yaml.SafeLoader):
+    """
+    PyYAML's safe loader with limits that a hostile file cannot get past.
+
+    Aliases let a few hundred bytes stand for millions of values (a "billion laughs"); nesting
+    makes the composer recurse until Python gives up. Both are refused beyond small numbers that
+    no spec, class table or parameter file comes near.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Count aliases and nesting while composing; refuse beyond the limits."""
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f'more than {MAX_YAML_ALIASES} aliases (*name)')
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f'nested deeper than {MAX_YAML_DEPTH} levels')
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def read_yaml(path: str, what: str = 'file', error: Type[SegPerceptionError] = SpecError) -> Any:
     """
-    Parse a YAML file; a missing, unreadable or invalid file raises ``error`` naming it.
+    Parse a YAML file with :class:`LimitedLoader`; a bad file raises ``error`` naming it.
 
-    ``what`` says what the file should be (e.g. 'class map'), for the message.
+    Missing, unreadable, oversized, invalid and hostile (aliases, nesting) files all end in one
+    short line. ``what`` says what the file should be (e.g. 'class map'), for the message.
     """
     try:
-        with open(path, encoding='utf-8') as stream:
-            return yaml.safe_load(stream)
+        with open(path, 'rb') as stream:
+            data = stream.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise error(f'{path}: {what} not found') from None
     except OSError as failure:
         raise error(f'{path}: cannot read {what} ({failure.strerror})') from None
+    if len(data) > MAX_YAML_BYTES:
+        raise error(f'{path}: {what} is larger than {MAX_YAML_BYTES} bytes')
+    try:
+        return yaml.load(data.decode('utf-8'), Loader=LimitedLoader)  # noqa: S506 - safe loader
+    except UnicodeDecodeError:
+        raise error(f'{path}: {what} is not UTF-8 text') from None
     except yaml.YAMLError as failure:
-        raise error(f'{path}: invalid YAML ({" ".join(str(failure).split())})') from None
+        raise error(f'{path}: invalid YAML ({one_line(failure)})') from None
+    except RecursionError:
+        raise error(f'{path}: invalid YAML (nested too deeply)') from None
