@@ -212,3 +212,15 @@ def test_an_engine_sidecar_names_the_whole_file(tmp_path, labels_model):
     assert load_spec(str(engine)).channel_order == 'bgr'
     spec.save_yaml(named_sidecar_path(str(engine)))
     assert load_spec(str(engine)).channel_order == spec.channel_order == 'rgb'
+
+
+@pytest.mark.parametrize('argv,fragment', [
+    (['evaluate', '--bag', 'a.mcap', '--bag', 'b.mcap', '--report', 'r'], '--bag given twice'),
+    (['infer', '--images', 'a', '--out', 'x', '--out', 'y'], '--out given twice'),
+    (['export', '--arch', 'lraspp', '--arch', 'unet', '--out', 'm.onnx'], '--arch given twice'),
+    (['bench', 'core', '--repeats', '2', '--repeats', '3'], '--repeats given twice'),
+])
+def test_an_option_given_twice_is_refused_not_overwritten(argv, fragment, capsys):
+    """Last-one-wins dropped data silently (evaluate scored only the last --bag)."""
+    code, err = run_usage(capsys, *argv)
+    assert code == 2 and fragment in err, err

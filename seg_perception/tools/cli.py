@@ -23,7 +23,7 @@ heavy dependencies (torch, rclpy, matplotlib) inside ``run`` so ``--help`` stays
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from seg_perception.core.errors import one_line, SegPerceptionError, UsageError
 
@@ -48,9 +48,66 @@ def module_name(command: str) -> str:
     return 'seg_perception.tools.' + command.replace('-', '_')
 
 
+GIVEN_PREFIX = '_given_'
+
+
+class GivenOnce(argparse.Action):
+    """
+    Mixin of the single-value actions: an option given twice is bad usage, not "last one wins".
+
+    ``evaluate --bag A --bag B`` used to score only B and report it as the whole set; options
+    that take several values say so (nargs or action='append').
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        marker = GIVEN_PREFIX + self.dest
+        earlier = getattr(namespace, marker, None)
+        if earlier is not None:
+            given = f'{option_string} given twice' if earlier == option_string else \
+                f'{earlier} and {option_string} given together'
+            parser.error(f'{given}: only one value would be used; give it once')
+        setattr(namespace, marker, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class StoreOnce(GivenOnce, argparse._StoreAction):
+    """``store``, given at most once."""
+
+
+class StoreConstOnce(GivenOnce, argparse._StoreConstAction):
+    """``store_const``, given at most once."""
+
+
+class StoreTrueOnce(GivenOnce, argparse._StoreTrueAction):
+    """``store_true``, given at most once."""
+
+
+class StoreFalseOnce(GivenOnce, argparse._StoreFalseAction):
+    """``store_false``, given at most once."""
+
+
+class StrictParser(argparse.ArgumentParser):
+    """An ArgumentParser (and subparsers) whose single-value options refuse repetition."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, action in ((None, StoreOnce), ('store', StoreOnce),
+                             ('store_const', StoreConstOnce), ('store_true', StoreTrueOnce),
+                             ('store_false', StoreFalseOnce)):
+            self.register('action', name, action)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """Parse, then drop the bookkeeping of which options were given."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        for key in [k for k in vars(parsed) if k.startswith(GIVEN_PREFIX)]:
+            delattr(parsed, key)
+        return parsed, extras
+
+
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """Build the parser; only the named subcommand's module is imported."""
-    parser = argparse.ArgumentParser(
+    parser = StrictParser(
         prog='seg-perception', description='Semantic segmentation tools for driving.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
