@@ -247,3 +247,20 @@ def test_values_quoted_in_errors_are_capped():
         ModelSpec(classes=table.classes, input_height=96, input_width=128,
                   channel_order='x' * 100000)
     assert len(str(raised.value)) < 400 and '100002 characters' in str(raised.value)
+
+
+@pytest.mark.parametrize('named', ['/etc/passwd', '../outside.yaml', 'sub/../../outside.yaml'])
+def test_a_spec_cannot_name_a_class_table_outside_its_folder(tmp_path, named):
+    """A model's spec may name a bundled table or a file beside it, nothing else on the disk."""
+    from seg_perception.core.spec import ModelSpec
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    (tmp_path / 'outside.yaml').write_text(
+        yaml.safe_dump({'name': 'x', 'classes': [ONE_CLASS], 'drivable': ['Road']}))
+    sidecar = folder / 'model.yaml'
+    sidecar.write_text(yaml.safe_dump(dict(BASE, classes=None, classes_file=named)))
+    with pytest.raises(SpecError, match='a bundled table .* or a file next to it'):
+        ModelSpec.from_yaml(str(sidecar))
+    metadata = json.dumps(dict(BASE, classes=named))
+    with pytest.raises(SpecError, match='a bundled table .* or a file next to it'):
+        ModelSpec.from_json(metadata, str(sidecar))

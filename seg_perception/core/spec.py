@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from seg_perception.core.errors import one_line, quoted, SegPerceptionError, SpecError
-from seg_perception.core.resources import bundled_yaml, CLASSES_DIR, shipped_names
+from seg_perception.core.resources import bundled_yaml, CLASSES_DIR, find_shipped, shipped_names
 
 
 METADATA_KEY = 'seg_perception.spec'
@@ -212,22 +212,16 @@ class ModelSpec(ClassList):
         allowed = {f for f in cls.__dataclass_fields__ if f != 'source'}
         unknown = sorted(set(data) - allowed - {'classes_file'})
         if unknown:
-            raise SpecError(f'{source}: unknown field(s) {unknown}; '
+            raise SpecError(f'{source}: unknown field(s) {quoted(unknown)}; '
                             f'known fields {sorted(allowed)}')
         table: Optional[ClassTable] = None
         key = 'classes_file' if 'classes_file' in data else 'classes'
         path = data.pop('classes_file', data.get('classes'))
         if key == 'classes_file' and (not isinstance(path, str) or not path):
             raise SpecError(f'{source}: field {key!r} must be a path, got {quoted(path)}')
-        if isinstance(path, str) and not os.path.isabs(path) and os.path.isfile(source):
-            # a relative table path is relative to the file that names it; a bare name such as
-            # 'camvid' is a bundled table unless that file exists there
-            beside = os.path.join(os.path.dirname(source), path)
-            if os.path.isfile(beside):
-                path = beside
         if isinstance(path, str):
             try:
-                table = load_class_table(path)
+                table = load_class_table(contained_table_path(path, source))
             except SpecError as error:
                 raise SpecError(f'{source}: field {key!r}: {error}') from None
         if table is not None:
@@ -353,6 +347,28 @@ def check_names(names: Any, known: Set[str], owner: str) -> str:
     if unknown:
         return f'names {unknown} are not classes of {owner}'
     return ''
+
+
+def contained_table_path(path: str, source: str) -> str:
+    """
+    Return the class table a spec names: a bundled table, or a file next to the spec's file.
+
+    A model file or sidecar may come from anyone: its table path must not reach elsewhere on
+    the disk (``/etc/passwd`` would be opened and parsed). A relative path is relative to the
+    file that names it; a bare name such as 'camvid' is a bundled table unless that file exists
+    there.
+    """
+    folder = os.path.dirname(os.path.realpath(source)) if os.path.isfile(source) else None
+    if folder is not None and not os.path.isabs(path):
+        beside = os.path.realpath(os.path.join(folder, path))
+        if os.path.isfile(beside) and beside.startswith(folder + os.sep):
+            return beside
+    bundled = find_shipped(os.path.join(CLASSES_DIR, f'{path}.yaml'))
+    if bundled is not None and os.sep not in path and '/' not in path:
+        return bundled
+    raise SpecError(f'class table {quoted(path)}: a spec names a bundled table '
+                    f'({", ".join(available_class_tables())}) or a file next to it '
+                    f'({folder or "the spec is not in a file"})')
 
 
 def resolve_class_table_path(name_or_path: str) -> str:
