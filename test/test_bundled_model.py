@@ -57,7 +57,10 @@ def test_default_model_is_bundled_and_self_describing():
         spec = segmenter.spec
         assert spec.dataset == 'camvid' and spec.num_classes == 11
         assert (spec.input_height, spec.input_width) == (360, 480)
-        assert spec.input_dtype == 'uint8' and spec.output_kind == 'labels'
+        assert spec.input_dtype == 'uint8' and spec.output_kind == 'labels_confidence'
+        # it ships with the confidence fused: ~/confidence and the drivable gate work
+        result = segmenter.process(np.zeros((360, 480, 3), np.uint8), confidence=True)
+        assert result.confidence is not None and result.confidence.dtype == np.uint8
 
 
 def test_sample_miou_above_floor(scores):

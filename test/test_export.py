@@ -258,3 +258,30 @@ def test_unwritable_output_directory(lraspp_model):
     # /sys refuses new files even for root, where permission bits would not
     with pytest.raises(ExportError, match='not writable'):
         export_model(lraspp_model, make_spec('lraspp'), '/sys/model.onnx')
+
+
+@pytest.mark.parametrize('opset', [17, 18])
+def test_fused_labels_and_confidence_equal_the_logits_path(lraspp_model, frames, tmp_path,
+                                                           opset):
+    """labels_confidence: uint8 labels and softmax-max x 255 from one graph, no float output."""
+    from seg_perception.core import Segmenter
+    logits_path, fused_path = str(tmp_path / 'logits.onnx'), str(tmp_path / 'fused.onnx')
+    export_model(lraspp_model, make_spec('lraspp', input_dtype='uint8', input_layout='nhwc'),
+                 logits_path, opset=opset)
+    fused = make_spec('lraspp', input_dtype='uint8', input_layout='nhwc',
+                      output_kind='labels_confidence')
+    export_model(lraspp_model, fused, fused_path, opset=opset)
+    outputs = session(fused_path).get_outputs()
+    assert [(o.name, o.type, o.shape) for o in outputs] == [
+        ('labels_confidence', 'tensor(uint8)', [1, 2, HEIGHT, WIDTH])]
+    assert fused.gives_confidence and metadata_spec(fused_path).output_kind == 'labels_confidence'
+    with Segmenter(logits_path) as reference, Segmenter(fused_path) as segmenter:
+        for frame in frames[:3]:
+            want = reference.process(frame, confidence=True)
+            got = segmenter.process(frame, confidence=True)
+            assert np.mean(got.labels == want.labels) >= MIN_LABEL_AGREEMENT
+            difference = np.abs(got.confidence.astype(int) - want.confidence.astype(int))
+            assert got.confidence.dtype == np.uint8 and difference.max() <= 1
+            # an untrained model: at least 1/11 everywhere, and not one constant value
+            assert want.confidence.min() >= 255 // 11 and np.ptp(want.confidence) > 5
+            assert segmenter.process(frame).confidence is None  # only when asked

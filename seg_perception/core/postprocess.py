@@ -106,7 +106,10 @@ class Postprocessor:
         :meth:`to_source` to reach the camera size.
         """
         output = np.asarray(output)
-        if self.spec.output_kind == 'labels' or output.dtype in LABEL_DTYPES:
+        if self.spec.output_kind == 'labels_confidence':
+            labels, scores = self._labels_and_confidence(output)
+            scores = scores if confidence else None
+        elif self.spec.output_kind == 'labels' or output.dtype in LABEL_DTYPES:
             labels = self._labels_from_ids(output)
             scores = None
         else:
@@ -160,6 +163,15 @@ class Postprocessor:
                                self.spec.source, np.unique(output[unknown])[:10].tolist(),
                                self.num_classes)
         return labels
+
+    def _labels_and_confidence(self, output: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Split a fused 1 x 2 x H x W uint8 output into (labels, confidence)."""
+        if output.ndim == 4 and output.shape[0] == 1:
+            output = output[0]
+        if output.ndim != 3 or output.shape[0] != 2 or output.dtype != np.uint8:
+            raise SpecError(f'{self._describe(output)} is not 1x2xHxW uint8 labels and '
+                            f'confidence (spec output_kind {self.spec.output_kind!r})')
+        return self._labels_from_ids(output[0]), output[1]
 
     def _labels_from_logits(self, output: np.ndarray,
                             confidence: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:

@@ -230,9 +230,10 @@ class Segmenter:
         self._warn_if_gate_cannot_apply()
 
     def _warn_if_gate_cannot_apply(self) -> None:
-        if self.drivable_config.min_confidence > 0 and self.spec.output_kind == 'labels':
+        if self.drivable_config.min_confidence > 0 and not self.spec.gives_confidence:
             LOGGER.warning('%s outputs labels, so there is no confidence: the drivable mask '
-                           'ignores min_confidence=%d (export with logits output to use it)',
+                           'ignores min_confidence=%d (export with --output labels_confidence '
+                           'or logits to use it)',
                            self.model_path, self.drivable_config.min_confidence)
 
     def _check_backend_input(self) -> None:

@@ -40,7 +40,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CHANNEL_ORDERS = ('rgb', 'bgr')
 INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('nchw', 'nhwc')
-OUTPUT_KINDS = ('logits', 'labels')
+OUTPUT_KINDS = ('logits', 'labels', 'labels_confidence')
 RESIZE_MODES = ('resize', 'letterbox')
 # limits of the files a spec or class table comes from (far above any real one)
 MAX_YAML_BYTES = 1 << 20
@@ -81,7 +81,9 @@ class ModelSpec(ClassList):
 
     ``mean``/``std`` apply to pixels scaled to [0, 1] by dtype (uint8 / 255, uint16 / 65535).
     ``input_dtype='uint8'`` means the normalization is fused into the graph and the model takes
-    raw pixels; ``output_kind='labels'`` means argmax is fused and the model returns class ids.
+    raw pixels; ``output_kind='labels'`` means argmax is fused and the model returns class ids;
+    ``labels_confidence`` means it returns 1 x 2 x H x W uint8: the class ids and the winning
+    class's softmax probability x 255 (no float plane leaves the graph).
     """
 
     classes: List[ClassInfo]
@@ -105,6 +107,11 @@ class ModelSpec(ClassList):
         self.validate()
 
     # -- derived views -----------------------------------------------------------------------
+    @property
+    def gives_confidence(self) -> bool:
+        """Return True when the model's output holds a per-pixel confidence."""
+        return self.output_kind != 'labels'
+
     def palette(self) -> np.ndarray:
         """Return a 256x3 uint8 RGB look-up table; ids without a class (255 included) are black."""
         lut = np.zeros((256, 3), np.uint8)

@@ -42,7 +42,7 @@ import warnings
 
 from seg_perception.core.errors import one_line, SegPerceptionError
 from seg_perception.core.spec import METADATA_KEY, ModelSpec
-from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, wrap_graph
+from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, opset_of, wrap_graph
 
 
 PRODUCER_NAME = 'seg_perception'
@@ -274,15 +274,10 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
                           f'({one_line(error)})') from None
     file_bytes = write_atomically(graph.SerializeToString(), path)
     return ExportSummary(path=out_path, spec=spec, params=used,
-                         file_bytes=file_bytes, opset=graph_opset(graph),
+                         file_bytes=file_bytes, opset=opset_of(graph),
                          seconds=time.monotonic() - started, gflops=gflops,
                          precision='int8' if quantizer is not None else 'fp32',
                          **summary_extra)
-
-
-def graph_opset(proto) -> int:
-    """Return the default-domain opset a model was exported with."""
-    return max(entry.version for entry in proto.opset_import if entry.domain in ('', 'ai.onnx'))
 
 
 def add_metadata(proto, spec: ModelSpec) -> None:

@@ -25,10 +25,12 @@ The core graph takes ``normalized`` (N x 3 x H x W float, RGB, ImageNet-normaliz
   adds a ``Gather`` that reorders the channels to RGB);
 
 and returns ``logits`` unchanged, or ``labels``: ``ArgMax`` over classes (first index on ties,
-as ``torch.argmax``) cast to an N x H x W uint8 label map.
+as ``torch.argmax``) cast to an N x H x W uint8 label map, or ``labels_confidence``: N x 2 x H x W
+uint8, the label map and the winning class's softmax probability x 255 (rounded), so the
+confidence gate of the drivable mask works on a fused model with one byte per plane.
 """
 
-from typing import List
+from typing import Any, List
 
 import numpy as np
 
@@ -39,6 +41,7 @@ INPUT_NAME = 'input'
 CORE_INPUT_NAME = 'normalized'
 CORE_OUTPUT_NAME = 'logits'
 LABELS_NAME = 'labels'
+LABELS_CONFIDENCE_NAME = 'labels_confidence'
 _PREFIX = 'seg_perception_'
 
 
@@ -57,6 +60,55 @@ def normalization_constants(spec: ModelSpec):
     scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(1, 3, 1, 1)
     shift = (mean / std).astype(np.float32).reshape(1, 3, 1, 1)
     return scale, shift
+
+
+def opset_of(proto) -> int:
+    """Return the default-domain opset of a model."""
+    return max(entry.version for entry in proto.opset_import if entry.domain in ('', 'ai.onnx'))
+
+
+def labels_confidence_nodes(graph, opset: int) -> List:
+    """
+    Return the nodes from ``logits`` to the fused N x 2 x H x W uint8 (labels, confidence).
+
+    Labels: ArgMax over classes (first index on ties). Confidence: the winning class's softmax
+    probability as 1 / sum(exp(logits - max)), x 255, rounded half to even (numpy's rint), cast
+    to uint8 -- the postprocessor's own formula. (ONNX Runtime's Softmax over a non-last axis
+    transposes the whole tensor and tripled the bundled model's time.)
+    """
+    from onnx import helper, numpy_helper, TensorProto
+
+    def name(suffix: str) -> str:
+        return f'{_PREFIX}{suffix}'
+
+    def reduce(op: str, source: str, target: str, axes_as_input_from: int) -> Any:
+        if opset >= axes_as_input_from:
+            return helper.make_node(op, [source, name('class_axis')], [target], name=target,
+                                    keepdims=1)
+        return helper.make_node(op, [source], [target], name=target, axes=[1], keepdims=1)
+
+    graph.initializer.append(numpy_helper.from_array(np.array(255.0, np.float32),
+                                                     name('confidence_scale')))
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64),
+                                                     name('class_axis')))
+    return [
+        helper.make_node('ArgMax', [CORE_OUTPUT_NAME], [name('argmax')], name=name('argmax'),
+                         axis=1, keepdims=1, select_last_index=0),
+        helper.make_node('Cast', [name('argmax')], [name('labels_plane')],
+                         name=name('labels_plane'), to=TensorProto.UINT8),
+        reduce('ReduceMax', CORE_OUTPUT_NAME, name('best_logit'), 18),
+        helper.make_node('Sub', [CORE_OUTPUT_NAME, name('best_logit')], [name('shifted')],
+                         name=name('shifted')),
+        helper.make_node('Exp', [name('shifted')], [name('exp')], name=name('exp')),
+        reduce('ReduceSum', name('exp'), name('total'), 13),
+        helper.make_node('Div', [name('confidence_scale'), name('total')], [name('scaled')],
+                         name=name('scaled')),
+        helper.make_node('Round', [name('scaled')], [name('rounded')], name=name('rounded')),
+        helper.make_node('Cast', [name('rounded')], [name('confidence_plane')],
+                         name=name('confidence_plane'), to=TensorProto.UINT8),
+        helper.make_node('Concat', [name('labels_plane'), name('confidence_plane')],
+                         [LABELS_CONFIDENCE_NAME], name=name('labels_confidence'), axis=1),
+    ]
 
 
 def wrap_graph(core, spec: ModelSpec, dynamic: bool = False):
@@ -103,16 +155,22 @@ def wrap_graph(core, spec: ModelSpec, dynamic: bool = False):
     del graph.input[:]
     graph.input.extend([new_input] + kept_inputs)
 
+    batch = 'batch' if dynamic else 1
     if spec.output_kind == 'labels':
         argmax = f'{_PREFIX}argmax'
         post_nodes.append(helper.make_node('ArgMax', [CORE_OUTPUT_NAME], [argmax], name=argmax,
                                            axis=1, keepdims=0, select_last_index=0))
         post_nodes.append(helper.make_node('Cast', [argmax], [LABELS_NAME],
                                            name=f'{_PREFIX}labels_uint8', to=TensorProto.UINT8))
-        batch = 'batch' if dynamic else 1
         del graph.output[:]
         graph.output.append(helper.make_tensor_value_info(
             LABELS_NAME, TensorProto.UINT8, [batch, spec.input_height, spec.input_width]))
+    elif spec.output_kind == 'labels_confidence':
+        post_nodes += labels_confidence_nodes(graph, opset_of(core))
+        del graph.output[:]
+        graph.output.append(helper.make_tensor_value_info(
+            LABELS_CONFIDENCE_NAME, TensorProto.UINT8,
+            [batch, 2, spec.input_height, spec.input_width]))
 
     nodes = pre_nodes + list(graph.node) + post_nodes
     del graph.node[:]

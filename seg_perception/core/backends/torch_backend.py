@@ -112,6 +112,10 @@ def spec_adapter(torch: Any, network: Any, spec: ModelSpec) -> Any:
                 logits = logits['out']
             if spec.output_kind == 'labels':
                 return logits.argmax(dim=1).to(torch.uint8)
+            if spec.output_kind == 'labels_confidence':
+                best = logits.float().softmax(dim=1).max(dim=1)
+                confidence = torch.round(best.values * 255).to(torch.uint8)
+                return torch.stack([best.indices.to(torch.uint8), confidence], dim=1)
             return logits
 
     return SpecAdapter()
