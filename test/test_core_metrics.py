@@ -142,3 +142,38 @@ def test_bad_inputs():
         matrix.merge(ConfusionMatrix(4))
     with pytest.raises(InputError, match='class names'):
         matrix.to_dict(['a'])
+
+
+def test_confidence_sweep_counts_every_threshold_in_one_pass():
+    from seg_perception.core.metrics import BinaryStats, ConfidenceSweep
+    rng = np.random.default_rng(3)
+    sweep, per_threshold = ConfidenceSweep(), {t: BinaryStats() for t in (0, 1, 100, 200, 255)}
+    for _ in range(3):
+        gt = rng.random((20, 30)) < 0.5
+        mask = rng.random((20, 30)) < 0.6
+        confidence = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+        valid = rng.random((20, 30)) < 0.9
+        sweep.update(gt, mask, confidence, valid)
+        for threshold, stats in per_threshold.items():
+            stats.update(gt, mask & (confidence >= threshold), valid)
+    curve = sweep.curve()
+    for threshold, stats in per_threshold.items():
+        assert (curve['tp'][threshold], curve['fp'][threshold], curve['fn'][threshold]) == \
+            (stats.tp, stats.fp, stats.fn)
+        assert np.isclose(curve['precision'][threshold], stats.precision(), equal_nan=True)
+        assert np.isclose(curve['recall'][threshold], stats.recall())
+    merged = ConfidenceSweep().merge(sweep)
+    assert merged.to_dict() == sweep.to_dict()
+
+
+def test_confidence_sweep_names_the_threshold_for_a_precision():
+    from seg_perception.core.metrics import ConfidenceSweep
+    gt = np.array([[1, 1, 0, 0]], bool)
+    mask = np.ones((1, 4), bool)
+    confidence = np.array([[250, 200, 150, 100]], np.uint8)  # the false ones are less sure
+    sweep = ConfidenceSweep().update(gt, mask, confidence)
+    assert sweep.threshold_for_precision(0.5) == 0
+    assert sweep.threshold_for_precision(2 / 3) == 101
+    assert sweep.threshold_for_precision(1.0) == 151
+    assert sweep.curve()['recall'][151] == 1.0 and sweep.curve()['recall'][201] == 0.5
+    assert ConfidenceSweep().threshold_for_precision(0.9) is None

@@ -211,6 +211,76 @@ class BinaryStats:
                 'fn': self.fn, 'tn': self.tn}
 
 
+class ConfidenceSweep:
+    """
+    Precision and recall of a drivable mask gated at every confidence threshold 0..255.
+
+    One pass per frame: the pixels of the ungated mask are histogrammed by confidence, split by
+    ground truth, so ``TP(t)`` is the count of ground-truth drivable mask pixels with confidence
+    >= t (a suffix sum), ``FP(t)`` likewise, and ``FN(t) = drivable ground truth - TP(t)``.
+    The region steps (ego-connected region, cleanup) are taken from the ungated mask; the real
+    gate (``DrivableConfig.min_confidence``) runs before them and can also cut a region off, so
+    a threshold this names is re-checked with a run gated at it. Counts are integers summed
+    over the set, so merging accumulators is exact.
+    """
+
+    LEVELS = 256
+
+    def __init__(self) -> None:
+        self.true = np.zeros(self.LEVELS, np.int64)  # mask pixels on drivable GT, by confidence
+        self.false = np.zeros(self.LEVELS, np.int64)  # mask pixels off drivable GT
+        self.gt_positives = 0
+
+    def update(self, gt: np.ndarray, mask: np.ndarray, confidence: np.ndarray,
+               valid: Optional[np.ndarray] = None) -> 'ConfidenceSweep':
+        """Add one frame: drivable ground truth, the ungated mask, the uint8 confidence."""
+        _check_pair(gt, mask)
+        _check_pair(gt, confidence)
+        if confidence.dtype != np.uint8:
+            raise InputError(f'confidence must be uint8, got {confidence.dtype}', 'wrong_dtype')
+        gt = gt.astype(bool, copy=False)
+        mask = mask.astype(bool, copy=False)
+        if valid is not None:
+            _check_pair(gt, valid)
+            valid = valid.astype(bool, copy=False)
+            gt, mask, confidence = gt[valid], mask[valid], confidence[valid]
+        self.true += np.bincount(confidence[mask & gt], minlength=self.LEVELS)
+        self.false += np.bincount(confidence[mask & ~gt], minlength=self.LEVELS)
+        self.gt_positives += int(np.count_nonzero(gt))
+        return self
+
+    def merge(self, other: 'ConfidenceSweep') -> 'ConfidenceSweep':
+        """Add another accumulator's counts; return self."""
+        self.true += other.true
+        self.false += other.false
+        self.gt_positives += other.gt_positives
+        return self
+
+    def curve(self) -> Dict[str, np.ndarray]:
+        """Return threshold, tp, fp, fn, precision and recall arrays (index = threshold)."""
+        tp = np.cumsum(self.true[::-1])[::-1]
+        fp = np.cumsum(self.false[::-1])[::-1]
+        fn = self.gt_positives - tp
+        return {'threshold': np.arange(self.LEVELS), 'tp': tp, 'fp': fp, 'fn': fn,
+                'precision': _ratio(tp, tp + fp), 'recall': _ratio(tp, tp + fn)}
+
+    def threshold_for_precision(self, precision: float) -> Optional[int]:
+        """Return the lowest threshold whose precision reaches ``precision`` (None if none)."""
+        curve = self.curve()
+        reached = np.nonzero(np.nan_to_num(curve['precision'], nan=0.0) >= precision)[0]
+        return int(reached[0]) if reached.size else None
+
+    def to_dict(self, thresholds: Sequence[int] = tuple(range(0, 256, 16)) + (255,)
+                ) -> Dict[str, Any]:
+        """Return the operating points at ``thresholds`` (JSON-friendly, NaN becomes None)."""
+        curve = self.curve()
+        return {'points': [{'threshold': int(t), 'precision': _json_float(curve['precision'][t]),
+                            'recall': _json_float(curve['recall'][t]), 'tp': int(curve['tp'][t]),
+                            'fp': int(curve['fp'][t]), 'fn': int(curve['fn'][t])}
+                           for t in sorted(set(thresholds))],
+                'gt_positives': self.gt_positives}
+
+
 def _json_float(value: float) -> Optional[float]:
     value = float(value)
     return None if np.isnan(value) else value
