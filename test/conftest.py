@@ -52,7 +52,8 @@ def camvid_samples():
 
 
 def export_test_model(out_path, arch='lraspp', backbone=None, height=96, width=128,
-                      output_kind='labels', input_dtype='uint8', seed=0, num_classes=None):
+                      output_kind='labels', input_dtype='uint8', seed=0, num_classes=None,
+                      dynamic=False):
     """Export a randomly initialised zoo model with the CamVid class table; return the path."""
     import torch
 
@@ -70,7 +71,7 @@ def export_test_model(out_path, arch='lraspp', backbone=None, height=96, width=1
                      drivable_classes=[c for c in table.drivable
                                        if c in [k.name for k in classes]],
                      input_dtype=input_dtype, output_kind=output_kind)
-    export_model(model, spec, str(out_path))
+    export_model(model, spec, str(out_path), dynamic=dynamic)
     return str(out_path)
 
 

@@ -22,6 +22,7 @@ import sys
 
 from core_images import make_encoded
 from core_models import export_nearest_color_model, reference_labels
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -318,3 +319,34 @@ def test_core_sources_never_import_ros():
                 for module in names:
                     top = module.split('.')[0]
                     assert top != 'rclpy' and not top.endswith('_msgs'), f'{path}: {module}'
+
+
+@pytest.mark.parametrize('dynamic', [True, False])
+@pytest.mark.parametrize('output_kind', ['labels', 'labels_confidence', 'logits'])
+def test_a_batch_of_cameras_equals_one_frame_at_a_time(camvid_samples, tmp_path, dynamic,
+                                                       output_kind):
+    """Three cameras of different sizes in one call: each result equals its own process()."""
+    from conftest import export_test_model
+    path = export_test_model(tmp_path / 'model.onnx', output_kind=output_kind, dynamic=dynamic)
+    rgb = [camvid_samples[i][1] for i in range(3)]
+    frames = [(rgb[0], 'rgb8'), (cv2.resize(rgb[1], (640, 400))[..., ::-1].copy(), 'bgr8'),
+              (cv2.resize(rgb[2], (320, 180)), 'rgb8')]
+    seen, calls = [], []
+    with Segmenter(path) as segmenter:
+        assert segmenter.takes_batches == dynamic
+        infer = segmenter.backend.infer
+        segmenter.backend.infer = lambda tensor: calls.append(tensor.shape[0]) or infer(tensor)
+        batch = segmenter.process_batch(frames, confidence=True,
+                                        on_labels=lambda i, labels: seen.append(i))
+        segmenter.backend.infer = infer
+        assert calls == ([3] if dynamic else [1, 1, 1])  # one call for the whole batch
+        single = [segmenter.process(image, encoding, confidence=True)
+                  for image, encoding in frames]
+    assert seen == [0, 1, 2]
+    for (image, _), got, want in zip(frames, batch, single):
+        assert got.labels.shape == image.shape[:2]
+        assert np.mean(got.labels == want.labels) >= 0.999
+        assert np.array_equal(got.drivable, want.drivable) or \
+            np.mean(got.drivable == want.drivable) >= 0.999
+        assert (got.confidence is None) == (output_kind == 'labels')
+        assert got.timings['infer'] > 0

@@ -120,6 +120,8 @@ class Preprocessor:
         shape = ((1, 3) + self.input_hw if spec.input_layout == 'nchw'
                  else (1,) + self.input_hw + (3,))
         self._tensor = np.zeros(shape, dtype)
+        self.tensor_shape = shape
+        self.tensor_dtype = dtype
         order = [0, 1, 2] if spec.channel_order == 'rgb' else [2, 1, 0]
         mean = np.asarray(spec.mean, np.float32)[order]
         std = np.asarray(spec.std, np.float32)[order]

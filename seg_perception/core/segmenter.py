@@ -24,6 +24,7 @@ size (see :mod:`seg_perception.core.drivable`).
 """
 
 from dataclasses import dataclass, field
+import functools
 import logging
 import os
 import time
@@ -188,6 +189,8 @@ class Segmenter:
             self.spec = load_spec(self.model_path, self.backend.metadata())
             self._check_backend_input()
             self._pre = Preprocessor(self.spec)
+            self._batch: Optional[np.ndarray] = None
+            self.last_batch_ms = 0.0
             self._stages = OutputStages(self.spec, drivable_config)
             self.drivable_classes = (drivable_classes if drivable_classes is not None
                                      else self.spec.drivable_classes)
@@ -303,6 +306,75 @@ class Segmenter:
         timings['total'] = (end - start) * 1e3
         result.timings = {stage: timings.get(stage, 0.0) for stage in STAGES}
         return result
+
+    @property
+    def takes_batches(self) -> bool:
+        """Return True when the model's batch dimension is dynamic (``export --dynamic``)."""
+        shape = self.backend.input_shape
+        return bool(shape) and shape[0] is None
+
+    def process_batch(self, frames: Sequence[Tuple[np.ndarray, str]], confidence: bool = False,
+                      color: bool = False, overlay: bool = False,
+                      drivable_classes: Optional[Iterable[str]] = None,
+                      overlay_alpha: Optional[float] = None,
+                      on_labels: Optional[Callable[[int, np.ndarray], None]] = None
+                      ) -> List[SegResult]:
+        """
+        Segment several ``(image, encoding)`` frames, of any sizes, with one backend call.
+
+        One frame per camera: the frames are preprocessed into one N-image tensor and run in one
+        inference when the model takes a batch (:attr:`takes_batches`), else one after another
+        through the same backend. Every result is what :meth:`process` gives for that frame (its
+        own size, labels, mask); ``timings['infer']`` is the whole call's inference time, shared.
+        ``on_labels(index, labels)`` gets each frame's label map as soon as it exists.
+        """
+        if not self.takes_batches or len(frames) <= 1:
+            callbacks = [None if on_labels is None else functools.partial(on_labels, index)
+                         for index in range(len(frames))]
+            return [self.process(image, encoding, confidence=confidence, color=color,
+                                 overlay=overlay, drivable_classes=drivable_classes,
+                                 overlay_alpha=overlay_alpha, on_labels=callback)
+                    for (image, encoding), callback in zip(frames, callbacks)]
+        clock = time.perf_counter
+        start = clock()
+        ids = self._ids_for(drivable_classes)
+        alpha = (self._overlay_alpha if overlay_alpha is None
+                 else check_overlay_alpha(overlay_alpha))
+        if on_labels is not None and not callable(on_labels):
+            raise InputError(f'on_labels must be callable, got {on_labels!r}', 'bad_parameter')
+        geometries, preprocess_ms = [], []
+        batch = self._batch_buffer(len(frames))
+        for index, (image, encoding) in enumerate(frames):
+            began = clock()
+            check_array(image, encoding, f'frame {index}')
+            tensor, geometry = self._pre(image, encoding, source=f'frame {index}')
+            batch[index] = tensor[0]
+            geometries.append(geometry)
+            preprocess_ms.append((clock() - began) * 1e3)
+        before_infer = clock()
+        outputs = self.backend.infer(batch)
+        infer_ms = (clock() - before_infer) * 1e3
+        results = []
+        for index, (image, encoding) in enumerate(frames):
+            began = clock()
+            rgb = to_rgb(image, encoding) if overlay else None
+            callback = None if on_labels is None else functools.partial(on_labels, index)
+            result = self._stages.run(outputs[index:index + 1], geometries[index], ids,
+                                      confidence=confidence, color=color, overlay_rgb=rgb,
+                                      overlay_alpha=alpha, on_labels=callback)
+            timings = dict(result.timings, preprocess=preprocess_ms[index], infer=infer_ms)
+            timings['total'] = (clock() - began) * 1e3 + preprocess_ms[index] + infer_ms
+            result.timings = {stage: timings.get(stage, 0.0) for stage in STAGES}
+            results.append(result)
+        self.last_batch_ms = (clock() - start) * 1e3
+        return results
+
+    def _batch_buffer(self, size: int) -> np.ndarray:
+        """Return a reused N x <model input> tensor for ``size`` frames."""
+        single = self._pre.tensor_shape
+        if self._batch is None or self._batch.shape[0] != size:
+            self._batch = np.zeros((size,) + single[1:], self._pre.tensor_dtype)
+        return self._batch
 
     def describe(self) -> Dict[str, Any]:
         """Return backend, provider, precision, model path and spec summary."""
