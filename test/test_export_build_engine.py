@@ -84,7 +84,7 @@ def test_model_without_spec(tmp_path, capsys):
 
 def test_precision_flags_follow_the_tensorrt_major_version():
     from seg_perception.core.errors import BackendError
-    from seg_perception.tools.build_engine import builder_flags
+    from seg_perception.core.backends.tensorrt_build import builder_flags
     assert builder_flags('10.13.3', fp16=True, int8=True) == ['FP16', 'INT8']
     assert builder_flags('10.0.1', fp16=False, int8=False) == []
     assert builder_flags('11.4.0.106', fp16=False, int8=True) == []

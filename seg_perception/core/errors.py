@@ -18,7 +18,7 @@ from typing import Union
 
 
 # the longest error line a log, a rejected parameter or the CLI prints
-MAX_ERROR_LINE = 300
+MAX_ERROR_LINE = 1000
 # the longest value quoted inside an error (a hostile file must not make a huge message)
 MAX_QUOTED = 120
 

@@ -16,17 +16,22 @@
 Inference backends by name, imported only when used.
 
 ``create_backend('auto', 'model.onnx')`` picks TensorRT for ``.engine``/``.plan`` files, torch
-for ``.pt``/``.pth``/``.pt2`` files and ONNX Runtime for everything else. An unknown name lists
-the choices; a backend whose library is missing raises BackendError saying what to install.
+for ``.pt``/``.pth``/``.pt2`` files, and for an ONNX model TensorRT (which builds and caches an
+engine) where TensorRT and an NVIDIA GPU are present, else ONNX Runtime; when TensorRT cannot
+take the model, ``auto`` falls back to ONNX Runtime and logs why. An unknown name lists the
+choices; a backend whose library is missing raises BackendError saying what to install.
 """
 
 import importlib
 import importlib.util
+import logging
 import os
 from typing import Dict, List, Tuple
 
 from seg_perception.core.backends.base import Backend
-from seg_perception.core.errors import BackendError
+from seg_perception.core.errors import BackendError, ModelLoadError, one_line
+
+LOGGER = logging.getLogger('seg_perception')
 
 
 BACKENDS: Dict[str, str] = {
@@ -88,6 +93,24 @@ def backend_class(name: str) -> type:
     return getattr(module, class_name)
 
 
+def tensorrt_unavailable() -> str:
+    """Return why TensorRT cannot run here ('' when its libraries and a GPU are present)."""
+    missing = [module for module in REQUIREMENTS['tensorrt'] if not _installed(module)]
+    if missing:
+        return f'{" and ".join(missing)} not installed'
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError as error:
+            return f'the CUDA runtime bindings are not importable ({error})'
+    error, count = cudart.cudaGetDeviceCount()
+    if int(error) != 0 or count < 1:
+        return 'no NVIDIA GPU is visible'
+    return ''
+
+
 def create_backend(name: str, model_path: str, **options: object) -> Backend:
     """
     Load ``model_path`` with the named backend (or ``auto``) and return it.
@@ -101,4 +124,15 @@ def create_backend(name: str, model_path: str, **options: object) -> Backend:
     if unknown:
         raise BackendError(f'backend {concrete!r}: unknown option(s) {unknown}; known: '
                            f'{list(OPTIONS)}')
+    if name == 'auto' and concrete == 'onnxruntime' and model_path.lower().endswith('.onnx'):
+        reason = tensorrt_unavailable()
+        if not reason:
+            try:
+                return backend_class('tensorrt')(model_path, **options)
+            except (BackendError, ModelLoadError) as error:
+                reason = one_line(error)
+            LOGGER.warning('backend auto: TensorRT cannot run %s (%s); using ONNX Runtime',
+                           model_path, reason)
+        else:
+            LOGGER.info('backend auto: ONNX Runtime for %s (TensorRT: %s)', model_path, reason)
     return backend_class(concrete)(model_path, **options)

@@ -13,7 +13,14 @@
 # limitations under the License.
 
 """
-TensorRT 10 backend: deserialize a serialized engine and run it with the named-tensor API.
+TensorRT backend: run an engine with the named-tensor API; build it first from an ONNX model.
+
+Given an ``.onnx``, the engine comes from the engine cache (:mod:`.engine_cache`, folder
+``engine_cache_dir``, default ``~/.cache/seg_perception/engines``): looked up by a key of the
+ONNX sha256, the TensorRT version, the GPU and its compute capability, the precision, the input
+shape and batch profile and the DLA core, built on a miss (progress logged every 10 s), and
+rebuilt when the cached file is broken or TensorRT refuses it. The spec is the ONNX's own
+metadata. Given an ``.engine``/``.plan``, the spec comes from the sidecar ``<engine>.yaml``.
 
 Needs the ``tensorrt`` package and the CUDA runtime bindings of ``cuda-python``
 (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases); torch is not used. Device
@@ -23,13 +30,22 @@ ModelSpec: it comes from the sidecar ``<engine>.yaml`` (``seg-perception build-e
 it). Missing libraries or no GPU raise BackendError with what to install.
 """
 
+import logging
+import os
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
 from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
                                                check_precision, parse_device)
+from seg_perception.core.backends.engine_cache import EngineCache, EngineKey, file_sha256
+from seg_perception.core.backends.tensorrt_build import (build_serialized_engine, BuildOptions,
+                                                         check_precision_for_model,
+                                                         onnx_summary)
 from seg_perception.core.errors import BackendError, ModelLoadError, one_line
+
+LOGGER = logging.getLogger('seg_perception')
+ONNX_SUFFIX = '.onnx'
 
 
 INSTALL_HINT = ('pip install "seg_perception[tensorrt]" (tensorrt and cuda-python) on a machine '
@@ -65,24 +81,30 @@ class TensorRTBackend(Backend):
         super().__init__(model_path)
         check_precision(precision)
         check_num_threads(num_threads)  # unused by TensorRT, but a bad value is a mistake
+        self._max_batch = 1
         kind, index = parse_device(device)
         if kind == 'cpu':
             raise BackendError('tensorrt backend: device "cpu" is not possible; use '
                                'onnxruntime for CPU inference')
         self._trt, self._cudart = import_tensorrt()
-        check_model_file(model_path, 'TensorRT engine')
+        check_model_file(model_path, 'ONNX model or TensorRT engine')
         self._buffers: List[Any] = []
         self._stream = None
+        self._metadata: Dict[str, str] = {}
         self._check(self._cudart.cudaSetDevice(index), f'select GPU {index}')
         trt = self._trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        with open(model_path, 'rb') as stream:
-            engine = self._runtime.deserialize_cuda_engine(stream.read())
-        if engine is None:
-            raise ModelLoadError(f'{model_path}: not a TensorRT engine this TensorRT '
-                                 f'{trt.__version__} and GPU can load (built with another '
-                                 'version or for another GPU?)')
+        self.build_info: Dict[str, Any] = {}
+        if model_path.lower().endswith(ONNX_SUFFIX):
+            engine = self._engine_from_onnx(model_path, precision, engine_cache_dir, index)
+        else:
+            with open(model_path, 'rb') as stream:
+                engine = self._runtime.deserialize_cuda_engine(stream.read())
+            if engine is None:
+                raise ModelLoadError(f'{model_path}: not a TensorRT engine this TensorRT '
+                                     f'{trt.__version__} and GPU can load (built with another '
+                                     'version or for another GPU?)')
         self._engine = engine
         self._context = engine.create_execution_context()
         if self._context is None:
@@ -107,6 +129,51 @@ class TensorRTBackend(Backend):
         self.precision = precision
         self._stream = self._check(self._cudart.cudaStreamCreate(), 'create a CUDA stream')[0]
         self._allocated: Dict[str, Tuple[Tuple[int, ...], Any]] = {}
+
+    # -- engines from ONNX models --------------------------------------------------------------
+    def gpu_identity(self, index: int) -> Tuple[str, str]:
+        """Return (GPU name, compute capability 'major.minor') of a device."""
+        properties = self._check(self._cudart.cudaGetDeviceProperties(index),
+                                 f'read the properties of GPU {index}')[0]
+        name = properties.name
+        name = name.decode(errors='replace') if isinstance(name, bytes) else str(name)
+        return name.strip('\x00 '), f'{properties.major}.{properties.minor}'
+
+    def _engine_from_onnx(self, onnx_path: str, precision: str, cache_dir: str,
+                          index: int) -> Any:
+        """Return a deserialized engine for an ONNX model, from the cache or built now."""
+        metadata, shape, ops = onnx_summary(onnx_path)
+        check_precision_for_model(onnx_path, precision, ops)
+        self._metadata = metadata
+        gpu_name, capability = self.gpu_identity(index)
+        max_batch = max(1, self._max_batch)
+        key = EngineKey(onnx_sha256=file_sha256(onnx_path),
+                        tensorrt_version=self._trt.__version__, gpu_name=gpu_name,
+                        compute_capability=capability, precision=precision,
+                        input_shape=tuple(shape),
+                        batch_profile=(1, max_batch, max_batch) if shape[:1] == [None]
+                        else (1, 1, 1))
+        cache = EngineCache(cache_dir)
+        stem = os.path.splitext(os.path.basename(onnx_path))[0]
+        options = BuildOptions.for_precision(precision, max_batch=max_batch)
+
+        def build() -> Tuple[bytes, Dict[str, Any]]:
+            return build_serialized_engine(self._trt, onnx_path, options)
+
+        for attempt in range(2):
+            entry, built = cache.get_or_build(stem, key, build)
+            with open(entry.engine_path, 'rb') as stream:
+                engine = self._runtime.deserialize_cuda_engine(stream.read())
+            if engine is not None:
+                self.build_info = dict(entry.info, engine_path=entry.engine_path, built_now=built)
+                LOGGER.info('tensorrt: %s engine %s (%s, built with %s)', 'built' if built
+                            else 'cached', entry.engine_path, precision,
+                            entry.info.get('precision_built', precision))
+                return engine
+            cache.invalidate(entry, f'TensorRT {self._trt.__version__} cannot deserialize it',
+                             stem, key)
+        raise ModelLoadError(f'{onnx_path}: the engine TensorRT built for it does not '
+                             'deserialize (see the TensorRT log above)')
 
     # -- CUDA helpers ------------------------------------------------------------------------
     def _check(self, result: Any, what: str) -> Tuple[Any, ...]:
@@ -135,8 +202,8 @@ class TensorRTBackend(Backend):
 
     # -- Backend interface --------------------------------------------------------------------
     def metadata(self) -> Dict[str, str]:
-        """Return no metadata: engines take their spec from the sidecar YAML."""
-        return {}
+        """Return the ONNX model's metadata (an engine file takes its spec from the sidecar)."""
+        return dict(self._metadata)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Copy the input to the GPU, execute the engine and copy the first output back."""
