@@ -40,6 +40,7 @@ import time
 from typing import Callable, Optional, Tuple
 import warnings
 
+from seg_perception.core import atomic
 from seg_perception.core.errors import one_line, SegPerceptionError
 from seg_perception.core.spec import METADATA_KEY, ModelSpec
 from seg_perception.models.graph_io import CORE_INPUT_NAME, CORE_OUTPUT_NAME, opset_of, wrap_graph
@@ -292,19 +293,9 @@ def add_metadata(proto, spec: ModelSpec) -> None:
 
 
 def write_atomically(data: bytes, path: str) -> int:
-    """Write bytes to a temporary file next to ``path`` and rename it; return the size."""
-    folder = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.',
-                                         suffix='.tmp')
+    """Write bytes atomically with the one atomic writer (core.atomic); return the size."""
     try:
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException as error:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise ExportError(f'{path}: cannot write the model ({error.strerror})') from None
-        raise
+        atomic.write_bytes(path, data)
+    except OSError as error:
+        raise ExportError(f'{path}: cannot write the model ({error.strerror or error})') from None
     return len(data)
