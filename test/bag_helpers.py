@@ -18,6 +18,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -29,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO, 'data', 'samples', 'camvid')
 START_S = 1700000000.0
 RATE_HZ = 10.0
+REPLAY_TIMEOUT_S = 180
 
 
 def run_cli(capsys, *argv: str) -> Tuple[int, str, str]:
@@ -88,3 +91,9 @@ def truncate(path: str, fraction: float) -> int:
     with open(path, 'r+b') as stream:
         stream.truncate(size)
     return size
+
+
+def replay_cli(*argv: str, timeout: float = REPLAY_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run ``seg-perception replay`` in its own process (its own DDS participant)."""
+    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'replay', *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)

@@ -219,3 +219,58 @@ def test_damaged_mcap_summary_and_header(tmp_path, capsys, folders):
     with pytest.raises(DataError, match='cannot open bag') as error:
         bagio.BagReader(path).open()
     assert path in str(error.value) and '\n' not in str(error.value)
+
+
+def _read_image_stamps(path):
+    """Return the image stamps read from a bag before BagReadError, and that error."""
+    stamps = []
+    with bagio.BagReader(path) as reader:
+        truncated = reader.truncated
+        with pytest.raises(bagio.BagReadError) as error:
+            for message in reader.messages([bagio.DEFAULT_IMAGE_TOPIC]):
+                stamps.append(bagio.stamp_ns(reader.deserialize(message)))
+    return stamps, truncated, error.value
+
+
+def test_half_a_ros1_bag_is_salvaged_chunk_by_chunk(tmp_path, capsys):
+    images, labels = sample_folders(str(tmp_path), 10)
+    path = make_bag(capsys, str(tmp_path / 'drive.bag'), images, '--labels', labels)
+    truncate(path, 0.5)
+    stamps, truncated, error = _read_image_stamps(path)
+    assert truncated and 'ROS 1' in truncated
+    assert 3 <= len(stamps) < 10  # the chunks before the cut (2 frames each) and more
+    assert stamps == [stamp_of(i) for i in range(len(stamps))]
+    assert 'bag truncated' in str(error) and path in str(error)
+    assert error.messages_read == len(stamps)
+    with bagio.BagReader(path) as reader:  # the labels of the salvaged frames are there too
+        labels_read = sum(1 for _ in _until_damage(reader.messages([bagio.DEFAULT_GT_TOPIC])))
+    assert labels_read in (len(stamps) - 1, len(stamps))
+
+
+def _until_damage(messages):
+    try:
+        yield from messages
+    except bagio.BagReadError:
+        return
+
+
+def test_unindexed_ros1_bag_of_a_killed_recorder_is_salvaged(tmp_path):
+    from rosbags.rosbag1 import Writer
+
+    path = tmp_path / 'killed.bag'
+    store = bagio.typestore('noetic')
+    image = np.zeros((360, 480, 3), np.uint8)
+    writer = Writer(path)
+    writer.open()
+    connection = writer.add_connection('/camera/image_raw', bagio.IMAGE, typestore=store)
+    for index in range(8):  # chunks of 1 MiB: 3 frames each, the last 2 frames never written
+        header = bagio.make_header(store, stamp_of(index), 'cam', seq=index)
+        message = bagio.make_image(store, image, 'rgb8', header)
+        writer.write(connection, stamp_of(index), store.serialize_ros1(message, bagio.IMAGE))
+    writer.abort()  # what kill -9 leaves: index_pos 0, no index, no chunk infos
+    with pytest.raises(Exception, match='not indexed'):  # rosbags alone refuses the file
+        with __import__('rosbags.rosbag1', fromlist=['Reader']).Reader(path):
+            pass
+    stamps, truncated, error = _read_image_stamps(str(path))
+    assert stamps == [stamp_of(i) for i in range(6)]
+    assert 'no index' in truncated and 'read 6 messages' in str(error)

@@ -26,6 +26,7 @@ from seg_perception.core import Segmenter
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
 from seg_perception.core.spec import load_class_table
 from seg_perception.io import bags as bagio
+from seg_perception.io import frames as framesio
 
 ROAD = 3
 
@@ -309,3 +310,35 @@ def test_bundled_table_names_win_over_folders_of_the_same_name(tmp_path, monkeyp
     assert resolve_class_table_path('camvid').endswith(os.path.join('classes', 'camvid.yaml'))
     assert len(load_class_table('camvid').class_names) == 11
     assert resolve_class_map('cityscapes_to_camvid').endswith('cityscapes_to_camvid.yaml')
+
+
+def test_truncated_predictions_bag_is_scored_up_to_the_cut(capsys, tmp_path, labels_model):
+    images, labels = sample_folders(str(tmp_path), 8)
+    gt = make_bag(capsys, str(tmp_path / 'gt.mcap'), images, '--labels', labels)
+    predictions = tmp_path / 'predictions.mcap'
+    code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--bag', gt, '--out-bag',
+                           predictions, '--no-input-copy')
+    assert code == 0, err
+    truncate(str(predictions), 0.6)
+    with bagio.BagReader(str(predictions)) as reader:  # the pre-read keeps what it read
+        index = framesio.index_by_stamp(reader, ['/segmentation/drivable_mask'])
+    assert isinstance(index.error, bagio.BagReadError) and 'truncated' in str(index.error)
+    assert 0 < len(index.messages['/segmentation/drivable_mask']) < 8
+
+    def evaluate(report, *extra):
+        code, out, err = run_cli(capsys, 'evaluate', '--predictions', predictions, '--bag', gt,
+                                 '--gt-classes', 'camvid', '--report', tmp_path / report,
+                                 *extra)
+        assert code == 1 and 'bag truncated' in err, err
+        assert len(err.strip().splitlines()) == 1
+        metrics = load_metrics(tmp_path / report)
+        assert metrics['complete'] is False and 'truncated' in metrics['error']
+        return metrics['frames']
+
+    without_masks = evaluate('labels_only', '--pred-drivable-topic', '/not/recorded')
+    with_masks = evaluate('with_masks')
+    assert without_masks['evaluated'] > 0
+    # a label whose mask lies beyond the cut is skipped, not scored with another drivable mask
+    assert with_masks['evaluated'] > 0
+    assert (with_masks['evaluated'] + with_masks['skip_reasons'].get('bag_truncated', 0)
+            == without_masks['evaluated'])

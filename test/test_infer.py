@@ -144,14 +144,16 @@ def test_infer_every_and_max(capsys, tmp_path, labels_model, folders):
         frame_name(stamp_of(i)) + '.png' for i in (0, 2)]
 
 
-def test_infer_truncated_bag_keeps_frames_before_the_cut(capsys, tmp_path, labels_model):
+@pytest.mark.parametrize('suffix', ['.mcap', '.bag'])
+def test_infer_truncated_bag_keeps_frames_before_the_cut(capsys, tmp_path, labels_model, suffix):
     images, _ = sample_folders(str(tmp_path), 8)
-    bag = make_bag(capsys, str(tmp_path / 'input.mcap'), images)
+    bag = make_bag(capsys, str(tmp_path / f'input{suffix}'), images)
     truncate(bag, 0.6)
     code, out, err = run_cli(capsys, 'infer', '--model', labels_model, '--bag', bag, '--out',
                              tmp_path / 'out', '--save', 'labels')
     assert code == 1
-    assert 'bag truncated' in err and 'offset' in err and len(err.strip().splitlines()) == 1
+    assert 'bag truncated' in err and len(err.strip().splitlines()) == 1
+    assert ('offset' if suffix == '.mcap' else 'ROS 1') in err
     written = sorted(os.listdir(tmp_path / 'out' / 'labels'))
     assert 0 < len(written) < 8
     assert written == [frame_name(stamp_of(i)) + '.png' for i in range(len(written))]
@@ -211,3 +213,24 @@ def _calibration(tmp_path):
     path.write_text('image_width: 480\nimage_height: 360\ncamera_matrix: {rows: 3, cols: 3, '
                     'data: [400, 0, 240, 0, 400, 180, 0, 0, 1]}\n')
     return str(path)
+
+
+def test_infer_refuses_a_folder_with_an_earlier_run_without_overwrite(capsys, tmp_path,
+                                                                      labels_model, folders):
+    out = tmp_path / 'out'
+    code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--images', folders[0],
+                           '--out', out, '--save', 'labels')
+    assert code == 0, err
+    before = sorted(os.listdir(out / 'labels'))
+    assert len(before) == 4
+    code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--images', folders[0],
+                           '--out', out, '--save', 'labels', '--max', '2')
+    assert code == 1 and str(out) in err and 'earlier run' in err and '--overwrite' in err, err
+    assert sorted(os.listdir(out / 'labels')) == before
+    code, _, err = run_cli(capsys, 'infer', '--model', labels_model, '--images', folders[0],
+                           '--out', out, '--save', 'labels', '--max', '2', '--overwrite')
+    assert code == 0, err
+    assert sorted(os.listdir(out / 'labels')) == before[:2]  # no stale frame of the first run
+    with open(out / 'frames.csv', encoding='utf-8') as stream:
+        assert len(list(csv.DictReader(stream))) == 2
+    assert not [n for n in os.listdir(out) if n.startswith('.')]

@@ -15,12 +15,11 @@
 """``seg-perception replay`` over real DDS: timing, QoS, remapping, recording, and the node."""
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
-from bag_helpers import read_topic, run_cli, sample_folders, stamp_of
+from bag_helpers import (make_bag, read_topic, replay_cli as replay, run_cli, sample_folders,
+                         stamp_of, truncate)
 import cv2
 import numpy as np
 import pytest
@@ -29,13 +28,6 @@ from seg_perception.io import bags as bagio
 from seg_perception.io.frames import frame_name
 
 pytestmark = pytest.mark.ros
-REPLAY_TIMEOUT_S = 180
-
-
-def replay(*argv, timeout=REPLAY_TIMEOUT_S):
-    """Run ``seg-perception replay`` in its own process (its own DDS participant)."""
-    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'replay', *map(str, argv)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope='module')
@@ -201,3 +193,33 @@ def test_replay_to_the_node_reproduces_infer(capsys, tmp_path, labels_model, cam
     assert code == 0, err
     assert f'over {len(recorded)} frames' in out_text
     assert os.path.exists(tmp_path / 'report' / 'report.html')
+
+
+def test_replay_of_a_truncated_bag_publishes_up_to_the_cut(capsys, tmp_path):
+    images, _ = sample_folders(str(tmp_path), 8)
+    bag = make_bag(capsys, str(tmp_path / 'cut.mcap'), images)
+    truncate(bag, 0.6)
+    stamps = []
+    with bagio.BagReader(bag) as reader:
+        with pytest.raises(bagio.BagReadError):
+            for message in reader.messages([bagio.DEFAULT_IMAGE_TOPIC]):
+                stamps.append(bagio.stamp_ns(reader.deserialize(message)))
+    assert 2 < len(stamps) < 8
+    for options, expected in (([], len(stamps)), (['--start', '0.15'], len(stamps) - 2)):
+        result = replay(bag, '--rate', '5', *options)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert 'bag truncated' in result.stderr and 'Traceback' not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f'replay: published {expected} messages on 1 topics' in result.stdout, \
+            result.stdout
+        assert '-9223372036' not in result.stdout + result.stderr
+
+
+def test_replay_of_a_bag_without_messages_says_so(capsys, tmp_path):
+    declared = tmp_path / 'declared.mcap'
+    writer = bagio.BagWriter(str(declared))
+    writer.add_topic(bagio.DEFAULT_IMAGE_TOPIC, bagio.IMAGE)
+    writer.close()
+    code, _, err = run_cli(capsys, 'replay', declared)
+    assert code == 1 and str(declared) in err and 'no messages' in err, err
+    assert '-9223372036' not in err and len(err.strip().splitlines()) == 1

@@ -20,23 +20,32 @@ writes ROS 2 bags as a single ``.mcap``/``.db3`` file or a bag directory, and RO
 files. Images become numpy arrays through the core codec (``seg_perception.core.imagecodec``).
 
 A truncated MCAP file (a recorder that was killed never writes the footer), or one whose summary
-is damaged, is read record by record up to the damage; the read then stops with
-:class:`BagReadError` naming the byte offset, so tools can keep and write what they have and
-still fail.
+is damaged, is read record by record up to the damage; a ROS 1 bag without a readable index (a
+killed ``rosbag record`` never writes it, a cut file loses it) is read chunk by chunk the same
+way. The read then stops with :class:`BagReadError` naming where, so tools can keep and write
+what they have and still fail. Writing goes through :mod:`seg_perception.core.atomic`: a bag
+appears under its name only when it was closed cleanly.
 """
 
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, is_dataclass
 import functools
+from io import BytesIO
 import os
 from pathlib import Path
-import shutil
+import sqlite3
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Connection
+from rosbags.rosbag1 import Reader as Ros1Reader
+from rosbags.rosbag1 import ReaderError as Ros1ReaderError
 from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag1 import WriterError as Ros1WriterError
+from rosbags.rosbag1.reader import (Chunk, ChunkInfo, decompressors, Header, IndexData,
+                                    read_uint32, RecordType)
 from rosbags.rosbag2 import Reader as Ros2Reader
 from rosbags.rosbag2 import StoragePlugin
 from rosbags.rosbag2 import Writer as Ros2Writer
@@ -48,6 +57,7 @@ from rosbags.typesys.store import Typestore
 
 from seg_perception.core import imagecodec
 from seg_perception.core.errors import DataError, InputError, one_line
+from seg_perception.core.atomic import AtomicOutput
 
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -77,6 +87,9 @@ _READ_ERRORS = (Exception,)
 _TRUNCATED_MCAP = ('File end magic is invalid', 'Invalid MCAP footer')
 _NOT_MCAP = ('File magic is invalid', 'Profile is not ros2', 'Unexpected record',
              'seems to be empty')
+_NOT_ROS1 = ('File magic is invalid', 'seems to be empty', 'Bag version', 'Bag encryption',
+             'Could not open file')
+_UNINDEXED_ROS1 = 'Bag is not indexed'
 
 
 class BagReadError(DataError):
@@ -135,6 +148,131 @@ class _SalvageMcapReader(McapReader):
                                          0, 0, {})
 
 
+class _SalvageRos1Reader(Ros1Reader):
+    """
+    ROS 1 reader that rebuilds the index of a bag from its chunks when the index is unusable.
+
+    ``rosbag record`` writes the index only when it closes: a killed recorder leaves
+    ``index_pos`` 0, a cut file loses the index with its end. The chunks before the damage still
+    hold the connection records and the messages; they are read record by record (an
+    uncompressed chunk cut in the middle up to its last whole message). ``scan_end`` is the
+    byte offset where the scan stopped; ``scan_cut`` says the file ended inside a record.
+    """
+
+    scan_end = 0
+    scan_cut = False
+
+    def open(self) -> None:
+        """Open the bag by scanning it (the indexed open failed already)."""
+        if self.bio is not None:
+            raise Ros1ReaderError('Reader is already open.')
+        self.bio = self.path.open('rb')
+        try:
+            self._scan()
+        except BaseException:
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - the error in flight says what went wrong
+                pass
+            raise
+
+    def _scan(self) -> None:
+        known: Dict[int, Connection] = {}
+        indexes: Dict[int, List[IndexData]] = defaultdict(list)
+        self._scan_records(known, indexes)
+        self.connections = [Connection(*c[0:5], len(indexes[c.id]), *c[6:])
+                            for c in known.values()]
+        self.indexes = {c.id: sorted(indexes[c.id]) for c in self.connections}
+
+    def _scan_records(self, known: Dict[int, Connection],
+                      indexes: Dict[int, List[IndexData]]) -> None:
+        """Read the top-level records up to the end of the file or the first damaged one."""
+        bio = self.bio
+        size = bio.seek(0, os.SEEK_END)
+        bio.seek(0)
+        bio.readline()  # '#ROSBAG V2.0', checked by the indexed open
+        Header.read(bio, RecordType.BAGHEADER)
+        bio.seek(read_uint32(bio), os.SEEK_CUR)
+        while bio.tell() < size:
+            position = bio.tell()
+            self.scan_end = position
+            try:
+                header = Header.read(bio)
+                op = header.get_uint8('op')
+                length = read_uint32(bio)
+            except Ros1ReaderError:
+                self.scan_cut = True  # a record header cut by the end of the file
+                return
+            data_pos = bio.tell()
+            available = min(length, size - data_pos)
+            if op == RecordType.CHUNK:
+                compression = header.get_string('compression')
+                decompressor = decompressors.get(compression)
+                if decompressor is None or (available < length and compression != 'none'):
+                    self.scan_cut = available < length
+                    return  # a compressed chunk cannot be read in part
+                data = bio.read(available)
+                try:
+                    raw = decompressor(data) if available == length else data
+                except Exception:  # noqa: BLE001 - a damaged compressed chunk: stop here
+                    return
+                if self._scan_chunk(position, raw, known, indexes):
+                    self.chunks[position] = Chunk(len(data), data_pos, decompressor)
+            elif op == RecordType.CONNECTION and available == length:
+                bio.seek(position)
+                self._add_connection(bio.read(data_pos - position + length), known)
+            else:
+                bio.seek(available, os.SEEK_CUR)  # index data, chunk info: rebuilt from chunks
+            if available < length:
+                self.scan_cut = True
+                return
+        self.scan_end = size
+
+    def _scan_chunk(self, position: int, raw: bytes, known: Dict[int, Connection],
+                    indexes: Dict[int, List[IndexData]]) -> bool:
+        """Index the whole records of one chunk; return whether it holds a message."""
+        stream = BytesIO(raw)
+        counts: Dict[int, int] = defaultdict(int)
+        first, last = 2 ** 63 - 1, 0
+        while stream.tell() < len(raw):
+            offset = stream.tell()
+            try:
+                header = Header.read(stream)
+                op = header.get_uint8('op')
+                length = read_uint32(stream)
+                if stream.seek(length, os.SEEK_CUR) > len(raw):
+                    break  # the last record, cut
+            except Ros1ReaderError:
+                break
+            if op == RecordType.CONNECTION:
+                self._add_connection(raw[offset:stream.tell()], known)
+            elif op == RecordType.MSGDATA:
+                try:
+                    connection, time = header.get_uint32('conn'), header.get_time('time')
+                except Ros1ReaderError:
+                    break
+                if connection not in known:
+                    continue  # no type for it: cannot be deserialized
+                indexes[connection].append(IndexData(time, position, offset))
+                counts[connection] += 1
+                first, last = min(first, time), max(last, time)
+        if not counts:
+            return False
+        self.chunk_infos.append(ChunkInfo(position, first, last + 1, dict(counts)))
+        return True
+
+    def _add_connection(self, record: bytes, known: Dict[int, Connection]) -> None:
+        """Parse a connection record with rosbags' own parser (it reads from ``self.bio``)."""
+        bio, self.bio = self.bio, BytesIO(record)
+        try:
+            connection = self.read_connection()
+        except Ros1ReaderError:
+            return
+        finally:
+            self.bio = bio
+        known.setdefault(connection.id, connection)
+
+
 class _SalvageDirectoryReader(DirectoryReader):
     STORAGE_PLUGINS = {**DirectoryReader.STORAGE_PLUGINS, 'mcap': _SalvageMcapReader}
 
@@ -169,13 +307,15 @@ class BagReader:
     Read a ROS 1 or ROS 2 bag with rosbags; every failure is a one-line DataError.
 
     Use as a context manager. ``truncated`` is set when the bag had to be salvaged (an MCAP file
-    without footer): its messages can be read up to the cut, then BagReadError is raised.
+    without footer or summary, a ROS 1 bag without index): its messages can be read up to the
+    damage, then BagReadError is raised.
     """
 
     def __init__(self, path: str, default_distro: str = DEFAULT_DISTRO) -> None:
         self.path = str(path)
         self.default_distro = default_distro
         self.truncated: Optional[str] = None
+        self._damage = 'corrupt'  # what BagReadError calls the bag: truncated, damaged
         self._reader: Optional[AnyReader] = None
 
     # -- context -------------------------------------------------------------------------------
@@ -203,15 +343,22 @@ class BagReader:
         try:
             self._reader = self._open_reader(path, default_store, salvage=False)
         except _READ_ERRORS as error:
-            if not self._uses_mcap(path) or str(error).startswith(_NOT_MCAP):
+            reason = str(error)
+            if path.suffix == '.bag' and not reason.startswith(_NOT_ROS1):
+                self.truncated = ('ROS 1 bag with no index (its recorder never closed it)'
+                                  if reason.startswith(_UNINDEXED_ROS1) else
+                                  f'ROS 1 bag index unreadable ({one_line(error)})')
+            elif self._uses_mcap(path) and not reason.startswith(_NOT_MCAP):
+                self.truncated = (f'no MCAP footer, the file is truncated ({one_line(error)})'
+                                  if reason.startswith(_TRUNCATED_MCAP) else
+                                  f'MCAP summary unreadable ({one_line(error)})')
+                self._damage = 'truncated' if reason.startswith(_TRUNCATED_MCAP) else 'damaged'
+            else:
                 raise DataError(f'{self.path}: cannot open bag ({one_line(error)})') from None
-            self.truncated = (f'no MCAP footer, the file is truncated ({one_line(error)})'
-                              if str(error).startswith(_TRUNCATED_MCAP) else
-                              f'MCAP summary unreadable ({one_line(error)})')
             self._salvage(path, default_store)
 
     def _salvage(self, path: Path, default_store: Typestore) -> None:
-        """Open an MCAP bag whose summary failed by scanning its records from the start."""
+        """Open a bag whose index failed by scanning its records (MCAP) or chunks (ROS 1)."""
         try:
             self._reader = self._open_reader(path, default_store, salvage=True)
         except _READ_ERRORS as error:
@@ -221,6 +368,11 @@ class BagReader:
             self.close()
             raise DataError(f'{self.path}: cannot open bag: {self.truncated}; the damage is '
                             'before the first complete chunk, nothing can be salvaged')
+        scanned = self._reader.readers[0]
+        if isinstance(scanned, _SalvageRos1Reader):
+            self.truncated += f'; its chunks were scanned up to byte {scanned.scan_end}'
+            unindexed = self.truncated.startswith('ROS 1 bag with no index')
+            self._damage = 'truncated' if scanned.scan_cut or unindexed else 'damaged'
 
     @staticmethod
     def _uses_mcap(path: Path) -> bool:
@@ -232,7 +384,8 @@ class BagReader:
     def _open_reader(path: Path, default_store: Typestore, salvage: bool) -> AnyReader:
         reader = AnyReader([path], default_typestore=default_store)
         if salvage:
-            reader.readers = [_SalvageRos2Reader(path)]
+            reader.readers = [_SalvageRos1Reader(path) if path.suffix == '.bag'
+                              else _SalvageRos2Reader(path)]
         reader.open()
         return reader
 
@@ -335,9 +488,18 @@ class BagReader:
                                f'read {count} messages up to the damage', count)
 
     def _damage_kind(self) -> str:
-        if not self.truncated:
-            return 'corrupt'
-        return 'truncated' if self.truncated.startswith('no MCAP footer') else 'damaged'
+        return self._damage if self.truncated else 'corrupt'
+
+    def time_bounds(self) -> Optional[Tuple[int, int]]:
+        """
+        Return the (first, last) log time in ns of the bag's index; None if it has no messages.
+
+        A salvaged MCAP bag has no index that could say (``truncated`` is set): None too.
+        """
+        reader = self.reader
+        if not reader.message_count or reader.end_time <= reader.start_time:
+            return None
+        return reader.start_time, reader.end_time - 1
 
     def deserialize(self, message: BagMessage) -> Any:
         """Deserialize a message; a corrupt message raises DataError naming it."""
@@ -465,6 +627,11 @@ def make_camera_info(store: Typestore, header: Any, width: int, height: int,
 
 
 # -- writing -----------------------------------------------------------------------------------
+# what rosbags' writers raise on a write that fails: sqlite3 reports a full disk as
+# OperationalError (not an OSError), MCAP and ROS 1 as OSError from the file
+_WRITE_ERRORS = (Ros1WriterError, Ros2WriterError, OSError, sqlite3.Error)
+
+
 class BagWriter:
     """
     Write a bag: ``X.mcap``/``X.db3`` (one ROS 2 file), ``X.bag`` (ROS 1) or a directory.
@@ -474,6 +641,12 @@ class BagWriter:
     :meth:`write`, or written already serialized with :meth:`write_raw`. Any thread may call it:
     the rosbags writer runs on one thread of its own, because an sqlite3 connection refuses a
     thread other than the one that opened it.
+
+    Every format is written under a hidden ``.X.partial-PID`` sibling and renamed to ``X``
+    only by a clean :meth:`close` (:class:`~seg_perception.core.atomic.AtomicOutput`). The first
+    failed write (a full disk) is a DataError naming ``X``; it deletes what was written, and
+    every later write and the close raise again, so no caller can report a bag that is not
+    there.
     """
 
     def __init__(self, path: str, storage: str = DEFAULT_STORAGE,
@@ -499,23 +672,27 @@ class BagWriter:
         self._connections: Dict[str, Any] = {}
         self._types: Dict[str, str] = {}
         self.counts: Dict[str, int] = {}
-        self._work_dir = (self.path.with_name(f'.{self.path.name}.partial')
-                          if self.single_file else self.path)
+        self.error: Optional[DataError] = None  # the first failure; the bag is gone then
+        self._closed = False
+        self._output = AtomicOutput(self.path)
+        # ROS 1: the partial file itself; ROS 2: a bag directory inside the partial folder,
+        # named like the output so that its metadata.yaml names the right storage file
+        self._bag_dir = self._output.temp / (self.path.name if not self.single_file else 'bag')
         self._writer: Any = None
         self._owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix='bag-writer')
         try:
             if self.ros1:
-                self._writer = Ros1Writer(self.path)
+                self._writer = Ros1Writer(self._output.temp)
             else:
-                if self._work_dir.exists():
-                    shutil.rmtree(self._work_dir)
+                self._output.temp.mkdir()
                 plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-                self._writer = Ros2Writer(self._work_dir, version=Ros2Writer.VERSION_LATEST,
+                self._writer = Ros2Writer(self._bag_dir, version=Ros2Writer.VERSION_LATEST,
                                           storage_plugin=plugin)
             self._on_owner(self._writer.open)
-        except (Ros1WriterError, Ros2WriterError, OSError) as error:
+        except _WRITE_ERRORS as error:
             self._writer = None
             self._owner.shutdown()
+            self._output.discard()
             raise DataError(f'{path}: cannot create bag ({one_line(error)})') from None
 
     def _on_owner(self, function: Any, *args: Any) -> Any:
@@ -528,7 +705,25 @@ class BagWriter:
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         """Close the bag (also after an error: what was written stays readable)."""
+        if exc_type is not None and self.error is not None:
+            self.discard()  # the bag failed already; the error in flight says why
+            return
         self.close()
+
+    def _check_open(self) -> None:
+        """Raise DataError if the bag failed or was closed: nothing more can be written."""
+        if self.error is not None:
+            raise DataError(f'{self.path}: not written, an earlier write failed '
+                            f'({one_line(self.error)})')
+        if self._closed or self._writer is None:
+            raise DataError(f'{self.path}: the bag is closed')
+
+    def _fail(self, what: str, error: BaseException) -> None:
+        """Record a write failure, delete the partial bag and raise it as a DataError."""
+        self.error = DataError(f'{self.path}: {what} failed ({one_line(error)}); nothing was '
+                               'written')
+        self._abort()
+        raise self.error from None
 
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Declare a topic before writing to it (idempotent for the same type)."""
@@ -537,12 +732,15 @@ class BagWriter:
                 raise DataError(f'{self.path}: topic {topic!r} already has type '
                                 f'{self._types[topic]}, not {msgtype}')
             return
+        self._check_open()
         try:
             self._connections[topic] = self._on_owner(functools.partial(
                 self._writer.add_connection, topic, msgtype, typestore=self.store))
-        except (Ros1WriterError, Ros2WriterError, KeyError) as error:
+        except (Ros1WriterError, Ros2WriterError, KeyError) as error:  # e.g. an unknown type
             raise DataError(f'{self.path}: cannot add topic {topic!r} of type {msgtype} '
                             f'({one_line(error)})') from None
+        except (OSError, sqlite3.Error) as error:  # the file itself failed: the bag is lost
+            self._fail(f'adding topic {topic!r} of type {msgtype}', error)
         self._types[topic] = msgtype
         self.counts[topic] = 0
 
@@ -562,43 +760,60 @@ class BagWriter:
         self._write(topic, log_time, raw)
 
     def _write(self, topic: str, log_time: int, raw: Any) -> None:
+        self._check_open()
         try:
             self._on_owner(self._writer.write, self._connections[topic], int(log_time), raw)
-        except (Ros1WriterError, Ros2WriterError, OSError) as error:
-            raise DataError(f'{self.path}: writing {topic!r} failed ({one_line(error)})'
-                            ) from None
+        except _WRITE_ERRORS as error:
+            self._fail(f'writing {topic!r}', error)
         self.counts[topic] += 1
 
     def close(self) -> None:
-        """Finish the bag: write index and metadata; a single-file output is moved in place."""
-        if self._writer is None:
+        """
+        Finish the bag (index, metadata) and rename it to its final name.
+
+        Raises the DataError of an earlier failed write, or of a failing close; either way
+        nothing is left under the final name.
+        """
+        if self._closed:
+            if self.error is not None:
+                raise DataError(str(self.error)) from None
             return
+        self._closed = True
+        if self.error is not None:
+            self._owner.shutdown()
+            raise DataError(str(self.error)) from None
         writer, self._writer = self._writer, None
         try:
             self._on_owner(writer.close)
+            source = self._output.temp if self.ros1 else self._bag_dir
             if self.single_file:
-                produced = [p for p in self._work_dir.iterdir() if p.name != 'metadata.yaml']
+                produced = [p for p in self._bag_dir.iterdir() if p.name != 'metadata.yaml']
                 if len(produced) != 1:
                     raise DataError(f'{self.path}: expected one storage file, got '
                                     f'{[p.name for p in produced]}')
-                os.replace(produced[0], self.path)
-                shutil.rmtree(self._work_dir)
-        except (Ros1WriterError, Ros2WriterError, OSError) as error:
-            raise DataError(f'{self.path}: closing the bag failed ({one_line(error)})') from None
+                source = produced[0]
+            self._output.publish(source)
+        except (DataError,) + _WRITE_ERRORS as error:
+            self._writer = writer
+            self.error = DataError(f'{self.path}: closing the bag failed ({one_line(error)}); '
+                                   'nothing was written')
+            self._abort()
+            raise self.error from None
         finally:
             self._owner.shutdown()
 
-    def discard(self) -> None:
-        """Abandon the bag: close it and delete everything written."""
+    def _abort(self) -> None:
+        """Stop the rosbags writer without finishing the bag and delete the partial output."""
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                self._on_owner(writer.close)
-            except (Ros1WriterError, Ros2WriterError, OSError):
+                self._on_owner(writer.abort)
+            except Exception:  # noqa: BLE001 - the bag is being thrown away
                 pass
+        self._output.discard()
+
+    def discard(self) -> None:
+        """Abandon the bag: delete everything written (the final name was never created)."""
+        self._closed = True
+        self._abort()
         self._owner.shutdown()
-        for path in (self._work_dir, self.path):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()

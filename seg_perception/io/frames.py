@@ -301,30 +301,48 @@ class StampPairs:
         return [own.pop(stamp) for stamp in stale]
 
 
-def index_by_stamp(reader: bagio.BagReader, topics: Sequence[str]
-                   ) -> Tuple[Dict[str, Dict[int, Tuple[str, Any]]], Dict[str, int]]:
+@dataclass
+class StampIndex:
     """
-    Return ({topic: {stamp: (msgtype, message)}}, {topic: duplicates}) for whole topics.
+    Whole topics read into memory by header stamp (:func:`index_by_stamp`).
+
+    ``messages`` is {topic: {stamp: (msgtype, message)}}; ``duplicates`` counts the later
+    messages of a stamp per topic (and ``<topic> unreadable`` the ones that cannot be
+    deserialized); ``error`` is the BagReadError that cut the read short (a truncated bag):
+    everything before it is kept.
+    """
+
+    messages: Dict[str, Dict[int, Tuple[str, Any]]]
+    duplicates: Dict[str, int]
+    error: Optional[bagio.BagReadError] = None
+
+
+def index_by_stamp(reader: bagio.BagReader, topics: Sequence[str]) -> StampIndex:
+    """
+    Read whole topics into a :class:`StampIndex`; a truncated bag gives what precedes the cut.
 
     The same rule as :class:`StampPairs`: the first message of a stamp wins, later ones are
     counted. A message that cannot be deserialized is counted as a duplicate would be (under
     ``<topic> unreadable``), never dropped silently.
     """
-    index: Dict[str, Dict[int, Tuple[str, Any]]] = {topic: {} for topic in topics}
-    counts: Dict[str, int] = {}
-    for message in reader.messages(list(topics)):
-        try:
-            decoded = reader.deserialize(message)
-        except DataError:
-            key = f'{message.topic} unreadable'
-            counts[key] = counts.get(key, 0) + 1
-            continue
-        stamp = bagio.stamp_ns(decoded)
-        if stamp in index[message.topic]:
-            counts[message.topic] = counts.get(message.topic, 0) + 1
-            continue
-        index[message.topic][stamp] = (message.msgtype, decoded)
-    return index, counts
+    index = StampIndex({topic: {} for topic in topics}, {})
+    counts = index.duplicates
+    try:
+        for message in reader.messages(list(topics)):
+            try:
+                decoded = reader.deserialize(message)
+            except DataError:
+                key = f'{message.topic} unreadable'
+                counts[key] = counts.get(key, 0) + 1
+                continue
+            stamp = bagio.stamp_ns(decoded)
+            if stamp in index.messages[message.topic]:
+                counts[message.topic] = counts.get(message.topic, 0) + 1
+                continue
+            index.messages[message.topic][stamp] = (message.msgtype, decoded)
+    except bagio.BagReadError as error:
+        index.error = error
+    return index
 
 
 def matched_bag_jobs(reader: bagio.BagReader, image_topic: str, gt_topic: str,

@@ -20,7 +20,9 @@ labels matched to the images by header stamp), and predictions either from runni
 from a bag a live node recorded (``--predictions``). The confusion matrix is summed over the
 whole set before dividing (per-class IoU, mIoU, pixel accuracy), likewise the drivable mask's
 IoU, precision and recall. Frames that cannot be scored are skipped and counted by reason.
-Writes ``metrics.json``, ``report.md`` and ``report.html`` into ``--report``.
+Writes ``report.md``, ``report.html`` and, last, ``metrics.json`` into ``--report``; the old
+report there is removed when the run starts, and a run that fails leaves at most a
+``metrics.json`` with ``"complete": false`` (see :func:`seg_perception.tools.report.invalidate`).
 """
 
 import argparse
@@ -35,7 +37,8 @@ import numpy as np
 
 from seg_perception.core import colorize
 from seg_perception.core.drivable import class_mask
-from seg_perception.core.errors import DataError, InputError, SpecError, UsageError
+from seg_perception.core.errors import (DataError, InputError, SegPerceptionError, SpecError,
+                                        UsageError)
 from seg_perception.core.imagecodec import to_rgb
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
 from seg_perception.core.resources import bundled_yaml, CLASS_MAPS_DIR
@@ -362,19 +365,37 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
     if args.image_topic:
         gt_reader.require_topic(args.image_topic, bagio.IMAGE_TYPES, 'image topic')
         aux.append(args.image_topic)
-    gt_index, gt_counts = frames.index_by_stamp(gt_reader, aux)
-    stats.duplicate_gt += gt_counts.get(args.gt_topic, 0)
-    stats.gt_without_image += gt_counts.get(f'{args.gt_topic} unreadable', 0)
+    # a pre-read cut by a truncated bag keeps what it read; the frames whose label or mask may
+    # lie beyond the cut are skipped as bag_truncated and the cut ends the run (exit 1)
+    gt_read = frames.index_by_stamp(gt_reader, aux)
+    gt_index = gt_read.messages
+    stats.duplicate_gt += gt_read.duplicates.get(args.gt_topic, 0)
+    stats.gt_without_image += gt_read.duplicates.get(f'{args.gt_topic} unreadable', 0)
+    drivable_read = None
     drivable_index: Dict[int, Tuple[str, Any]] = {}
     if args.pred_drivable_topic in pred_reader.topics():
-        drivable_index = frames.index_by_stamp(pred_reader, [args.pred_drivable_topic])[0][
-            args.pred_drivable_topic]
+        drivable_read = frames.index_by_stamp(pred_reader, [args.pred_drivable_topic])
+        drivable_index = drivable_read.messages[args.pred_drivable_topic]
+    cut = next((read.error for read in (gt_read, drivable_read)
+                if read is not None and read.error is not None), None)
     pairs = frames.StampPairs()
     for stamp, gt in gt_index[args.gt_topic].items():
         pairs.offer(1, stamp, gt)
     produced = 0
+    affected = 0
+
+    def beyond_cut(job: Any, what: str, path: str) -> Any:
+        nonlocal affected
+        affected += 1
+        job.skip, job.skip_message = 'bag_truncated', (
+            f'{args.pred_topic} stamp {bagio.format_stamp(job.stamp)}: its {what} may be '
+            f'after the point where {path} is cut')
+        return job
+
     for message in pred_reader.messages([args.pred_topic]):
         if args.max is not None and produced >= args.max:
+            if cut is not None and affected:
+                raise cut
             return  # not every prediction was read: no label can be called imageless
         job = frames.image_job(pred_reader, message, pred_type, produced, labels=True)
         produced += 1
@@ -387,6 +408,9 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
                 f'{args.pred_topic} stamp {bagio.format_stamp(job.stamp)} seen before (a looped '
                 'replay?); scored once')
             yield job
+            continue
+        if outcome == pairs.WAITING and gt_read.error is not None:
+            yield beyond_cut(job, 'label', gt_reader.path)
             continue
         if outcome == pairs.WAITING:  # every label was offered first: this one has none
             job.skip, job.skip_message = 'no_gt', (
@@ -401,11 +425,17 @@ def prediction_jobs(args: argparse.Namespace, pred_reader: Any, gt_reader: Any,
             job.load_extras['image'] = _loader(image, f'{args.image_topic} stamp '
                                                       f'{bagio.format_stamp(job.stamp)}')
         drivable = drivable_index.get(job.stamp)
+        if drivable is None and drivable_read is not None and drivable_read.error is not None:
+            # scoring it with the class mask instead would mix two kinds of drivable masks
+            yield beyond_cut(job, 'drivable mask', pred_reader.path)
+            continue
         if drivable is not None:
             job.load_extras['drivable'] = _loader(drivable, f'{args.pred_drivable_topic} stamp '
                                                             f'{bagio.format_stamp(job.stamp)}')
         yield job
     stats.gt_without_image += len(pairs.waiting[1])
+    if cut is not None:
+        raise cut
 
 
 def _loader(entry: Tuple[str, Any], source: str) -> Any:
@@ -430,7 +460,17 @@ def recorded_segment(setup: ClassSetup, timing: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Evaluate; write the report; print one summary line; exit 1 if the input was damaged."""
     mode = _check_mode(args)
-    os.makedirs(args.report, exist_ok=True)
+    report.invalidate(args.report)  # from here on, no older report passes for this run's
+    try:
+        return _evaluate(args, mode)
+    except (SegPerceptionError, OSError) as error:
+        if not os.path.exists(os.path.join(args.report, report.METRICS_FILE)):
+            report.write_failure(args.report, error)  # the run wrote none: say why
+        raise
+
+
+def _evaluate(args: argparse.Namespace, mode: str) -> int:
+    """Run the evaluation of :func:`run` and write its report."""
     readers: List[Any] = []
     stats = frames.MatchStats()
     timing = pipeline.Timing()

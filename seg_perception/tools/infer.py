@@ -20,7 +20,10 @@ unlabeled), drivable masks and overlays into ``--out``, and/or an output bag (``
 with the node's topics (``/segmentation/labels``, ``drivable_mask``, ``overlay``) carrying the
 input headers plus a copy of the input images, so a drive can be re-watched in Foxglove or RViz.
 A corrupt or truncated input bag stops the run after writing every frame read before the
-damage; the tool then exits 1 naming where the bag broke.
+damage; the tool then exits 1 naming where the bag broke. Every file is written atomically
+(:mod:`seg_perception.core.atomic`): a frame image is whole or absent, ``frames.csv`` comes
+last and only from a run that finished (or stopped at input damage), and ``--out-bag`` appears
+only when it was closed cleanly. A folder holding an earlier run is refused unless ``--overwrite``.
 """
 
 import argparse
@@ -32,11 +35,12 @@ from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import cv2
 
-from seg_perception.core import colorize
+from seg_perception.core import atomic, colorize
 from seg_perception.core.errors import DataError, UsageError
 from seg_perception.core.imagecodec import to_rgb
 from seg_perception.io import bags as bagio
 from seg_perception.io import frames
+from seg_perception.io.images import is_image_file
 from seg_perception.tools import make_bag, pipeline
 from seg_perception.tools.argtypes import positive_int, unit_interval
 
@@ -63,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', metavar='OUT', help='output folder for PNG/JPEG files')
     parser.add_argument('--save', nargs='+', choices=SAVE_CHOICES, default=list(DEFAULT_SAVE),
                         help='what to write into --out (default: %(default)s)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='--out holds an earlier run: delete its frames.csv and frame '
+                             'images first (without it such a folder is refused)')
     parser.add_argument('--out-bag', metavar='OUT_BAG',
                         help='also write a bag (X.mcap, X.db3, X.bag or a folder) with '
                              f'{OUT_BAG_NAMESPACE}/labels, drivable_mask and overlay')
@@ -172,12 +179,15 @@ class Outputs:
                 image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             if kind == 'overlay':
                 path = os.path.join(self.out, kind, f'{name}.jpg')
-                params = [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY]
+                encoded, data = cv2.imencode('.jpg', image,
+                                             [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY])
             else:
                 path = os.path.join(self.out, kind, f'{name}.png')
-                params = []
-            if not cv2.imwrite(path, image, params):
-                raise DataError(f'{path}: cannot write (disk full or no permission?)')
+                encoded, data = cv2.imencode('.png', image)
+            if not encoded:
+                raise DataError(f'{path}: OpenCV cannot encode this {kind} image')
+            # whole or absent, never a cut PNG; no fsync per frame (the index is synced)
+            atomic.write_bytes(path, data.tobytes(), sync=False)
         stamp, log_time = self.stamp_of(frame)
         height, width = result.labels.shape
         line = f'{frame.job.index},{name},{stamp},{frame.job.frame_id},{width},{height}'
@@ -225,19 +235,50 @@ class Outputs:
             self.bag.write_raw(topic, msgtype, written['log_time'], raw)
 
     def close(self) -> None:
-        """Write the frame index and finish the bag."""
-        if self.out:
-            os.makedirs(self.out, exist_ok=True)
-            with open(os.path.join(self.out, INDEX_FILE), 'w', encoding='utf-8') as stream:
-                stream.write('index,name,stamp_ns,frame_id,width,height\n')
-                stream.write(''.join(line + '\n' for line in self.index_lines))
+        """Finish the bag (renamed into place), then write the frame index: the run is done."""
         if self.bag is not None:
             try:
                 while self._pending:
                     self._pending.popleft().result()
-            finally:
-                self._bag_thread.shutdown(wait=True)
-                self.bag.close()
+            except BaseException:
+                self.abort()
+                raise
+            self._bag_thread.shutdown(wait=True)
+            self.bag.close()  # a failure deletes the partial bag and raises
+        if self.out:
+            atomic.write_text(os.path.join(self.out, INDEX_FILE),
+                              'index,name,stamp_ns,frame_id,width,height\n'
+                              + ''.join(line + '\n' for line in self.index_lines))
+
+    def abort(self) -> None:
+        """After a failure: delete the partial bag and write no index (nothing looks done)."""
+        if self.bag is not None:
+            for future in self._pending:
+                future.cancel()
+            self._bag_thread.shutdown(wait=True)
+            self.bag.discard()
+
+
+def check_out_folder(out: str, overwrite: bool) -> None:
+    """
+    Refuse an --out folder holding an earlier run, or (overwrite) delete that run's files.
+
+    Otherwise the stale frames of a longer earlier run would mix into this run's result. The
+    index goes first, so an overwrite that fails half-way never looks like a finished run.
+    """
+    index = os.path.join(out, INDEX_FILE)
+    stale = [os.path.join(out, kind, name) for kind in SAVE_CHOICES
+             if os.path.isdir(os.path.join(out, kind))
+             for name in sorted(os.listdir(os.path.join(out, kind)))
+             if is_image_file(name) and not name.startswith('.')]
+    if not stale and not os.path.exists(index):
+        return
+    if not overwrite:
+        raise DataError(f'{out}: holds the outputs of an earlier run ({INDEX_FILE}, '
+                        f'{len(stale)} frame images); give --overwrite to replace them, or '
+                        'another --out')
+    for path in ([index] if os.path.exists(index) else []) + stale:
+        os.unlink(path)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -267,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
         if args.out_bag and os.path.exists(args.out_bag):
             raise DataError(f'{args.out_bag}: exists already; remove it or choose another '
                             'output')
+        if args.out:
+            check_out_folder(args.out, args.overwrite)
         segmenter = pipeline.load_segmenter(args)
         if 'confidence' in (args.save if args.out else []) and \
                 segmenter.spec.output_kind != 'logits':
@@ -281,8 +324,10 @@ def run(args: argparse.Namespace) -> int:
                                       pipeline.timed_segment(segmenter, timing, **options),
                                       outputs.write, outputs.collect, skips, timing,
                                       args.workers, total, 'infer')
-        finally:
-            outputs.close()
+        except BaseException:
+            outputs.abort()
+            raise
+        outputs.close()  # also after input damage: what was read before it is kept
     finally:
         if reader is not None:
             reader.close()

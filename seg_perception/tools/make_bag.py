@@ -18,7 +18,9 @@
 Frames are sorted by file name and stamped ``1 / rate`` apart; the header stamp is also the log
 time. Labels (matched by file stem) go on a mono8 topic with the same stamps, so ``evaluate
 --bag`` can match them; ``--camera-info`` adds a CameraInfo per frame from a calibration YAML
-in the format of the ROS ``camera_calibration`` package.
+in the format of the ROS ``camera_calibration`` package. The bag appears under ``--out`` only
+when it was written completely (:class:`~seg_perception.io.bags.BagWriter`): a failure, a full
+disk included, leaves nothing there.
 """
 
 import argparse

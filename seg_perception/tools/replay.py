@@ -20,7 +20,10 @@ effort, keep last), exactly as recorded (ROS 2 CDR bytes are published as they a
 messages are converted). ``--record`` subscribes to other topics (e.g. the node's outputs) and
 writes what arrives into a bag at the same time, so ``evaluate --predictions`` can score a live
 node. Large images need the shared-memory DDS profile: the shipped ``config/fastdds_shm.xml``
-is applied unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set.
+is applied unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set. A truncated bag (MCAP
+without footer, ROS 1 without index) is played up to the damage, then replay exits 1 with the
+true count of what it published; a recording that cannot be written (a full disk) exits 1 and
+leaves no file under the ``--record`` name.
 """
 
 import argparse
@@ -28,7 +31,7 @@ import importlib
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from seg_perception.core.errors import DataError, SegPerceptionError, UsageError
 from seg_perception.io import bags as bagio
@@ -125,7 +128,8 @@ class Recorder:
         self.lock = threading.Lock()
         self.subscriptions: List[Any] = []
         self.counts: Dict[str, int] = {t: 0 for t in self.topics}
-        self.error: Optional[DataError] = None  # the first write that failed; writing stops
+        # the first write that failed: the writer deleted the bag, recording stops
+        self.error: Optional[DataError] = None
 
     def discovered(self) -> Dict[str, Tuple[str, Any]]:
         """Return {topic: (msgtype, qos)} of the record topics that have a publisher now."""
@@ -185,6 +189,25 @@ class Recorder:
             self.error = self.error or error
 
 
+def check_length(reader: Any, topics: Dict[str, str], start_s: float) -> None:
+    """
+    Refuse a bag with nothing to publish, or a --start past its end (DataError).
+
+    A salvaged bag has no index to say how long it is: it is played up to the damage.
+    """
+    if reader.truncated:
+        return
+    counts = reader.topics()
+    if not any(counts[topic].count for topic in topics):
+        raise DataError(f'{reader.path}: no messages to publish on {", ".join(topics)} '
+                        f'({reader.describe_topics()})')
+    first, last = reader.time_bounds()
+    length_s = (last - first) / 1e9
+    if start_s > length_s:
+        raise DataError(f'{reader.path}: --start {start_s:g} s is past the end of the bag '
+                        f'({length_s:.1f} s long)')
+
+
 def _wait(condition: Any, timeout: float, period: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -208,10 +231,7 @@ def run(args: argparse.Namespace) -> int:
                                                       else 0.0)
     with bagio.BagReader(args.bag) as reader:
         topics = choose_topics(reader, args.topics)
-        length_s = (reader.reader.end_time - reader.reader.start_time) / 1e9
-        if args.start > length_s:
-            raise DataError(f'{args.bag}: --start {args.start:g} s is past the end of the bag '
-                            f'({length_s:.1f} s long)')
+        check_length(reader, topics, args.start)
         unknown = [t for t in remaps if t not in topics]
         if unknown:
             raise DataError(f'--remap: {unknown} are not published topics; publishing '
@@ -275,12 +295,9 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
             _wait(lambda: any(p.get_subscription_count() for p in publishers.values()), wait_s)
         out_store = bagio.typestore()
         while True:
-            try:
-                published += _play_once(reader, publishers, out_store, args)
-            except bagio.BagReadError as read_error:
-                error = read_error
-                break
-            if not args.loop:
+            count, error = _play_once(reader, publishers, out_store, args)
+            published += count
+            if error is not None or not args.loop:
                 break
         time.sleep(max(0.0, args.linger if recorder is not None else 0.2))
         finished = True
@@ -298,7 +315,10 @@ def _play(args: argparse.Namespace, reader: Any, topics: Dict[str, str],
     elapsed = time.monotonic() - started
     line = (f'replay: published {published} messages on {len(topics)} topics in '
             f'{elapsed:.1f} s (rate {args.rate:g})')
-    if recorder is not None:
+    if recorder is not None and recorder.error is not None:
+        line += (f'; recording failed after {sum(recorder.counts.values())} messages, nothing '
+                 f'written to {args.record}')
+    elif recorder is not None:
         line += (f'; recorded {sum(recorder.counts.values())} messages ('
                  + ', '.join(f'{t} {n}' for t, n in recorder.counts.items())
                  + f') -> {args.record}')
@@ -319,20 +339,45 @@ def _spin(executor: Any) -> None:
 
 
 def _play_once(reader: Any, publishers: Dict[str, Any], out_store: Any,
-               args: argparse.Namespace) -> int:
-    """Publish the bag once at recorded timing / rate; return the messages published."""
-    first = reader.reader.start_time
-    begin = first + int(args.start * 1e9)
+               args: argparse.Namespace) -> Tuple[int, Optional[bagio.BagReadError]]:
+    """
+    Publish the bag once at recorded timing / rate; return (messages published, read error).
+
+    A read error (a damaged or truncated bag) ends the pass; what was published before it is
+    counted, not lost with the exception.
+    """
     clock_start: Optional[float] = None
     bag_start: Optional[int] = None
     count = 0
-    for message in reader.messages(list(publishers), start_ns=begin):
-        if bag_start is None:
-            bag_start, clock_start = message.log_time, time.monotonic()
-        due = clock_start + (message.log_time - bag_start) / 1e9 / args.rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        publishers[message.topic].publish(reader.to_cdr(message, out_store))
-        count += 1
-    return count
+    try:
+        for message in _from_start(reader, list(publishers), args.start):
+            if bag_start is None:
+                bag_start, clock_start = message.log_time, time.monotonic()
+            due = clock_start + (message.log_time - bag_start) / 1e9 / args.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            publishers[message.topic].publish(reader.to_cdr(message, out_store))
+            count += 1
+    except bagio.BagReadError as error:
+        return count, error
+    return count, None
+
+
+def _from_start(reader: Any, topics: List[str], start_s: float) -> Iterator[Any]:
+    """
+    Yield the messages from ``start_s`` seconds after the bag's first message.
+
+    An indexed bag seeks there; a salvaged one has no index: its first message read is the
+    start, and earlier messages are read and skipped.
+    """
+    bounds = reader.time_bounds()
+    if bounds is not None:
+        yield from reader.messages(topics, start_ns=bounds[0] + int(start_s * 1e9))
+        return
+    begin: Optional[int] = None
+    for message in reader.messages(topics):
+        if begin is None:
+            begin = message.log_time + int(start_s * 1e9)
+        if message.log_time >= begin:
+            yield message

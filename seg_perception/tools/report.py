@@ -19,6 +19,11 @@ The HTML embeds its matplotlib figures as PNG data URIs (per-class IoU bars, the
 confusion matrix, a strip of the worst and best frames, the latency histogram), so the one file
 can be attached to a ticket or a CI artifact. An incomplete run (a corrupt bag) says so at the
 top of every file.
+
+A report folder never looks current when it is not: :func:`invalidate` removes the old report
+before a run starts, each file is written atomically (:mod:`seg_perception.core.atomic`)
+with ``metrics.json`` last, and a run whose report cannot be written (a full disk) leaves at most a
+``metrics.json`` saying ``"complete": false`` and why.
 """
 
 import base64
@@ -32,10 +37,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from seg_perception.core import atomic
+
 
 METRICS_FILE = 'metrics.json'
 MARKDOWN_FILE = 'report.md'
 HTML_FILE = 'report.html'
+REPORT_FILES = (METRICS_FILE, MARKDOWN_FILE, HTML_FILE)  # metrics.json first: it says "done"
 
 
 @dataclass
@@ -282,19 +290,33 @@ def render_html(metrics: Dict[str, Any], figures: Dict[str, Optional[str]]) -> s
     return '\n'.join(parts) + '\n'
 
 
+def invalidate(out_dir: str) -> None:
+    """
+    Create out_dir and remove the report of an earlier run, metrics.json first.
+
+    Called before a run starts, so that a run that fails leaves no older report that would pass
+    for its result.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    for name in REPORT_FILES:
+        path = os.path.join(out_dir, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+
+
 def write_report(out_dir: str, metrics: Dict[str, Any], confusion: Optional[np.ndarray],
                  class_names: Sequence[str], palette: Optional[np.ndarray] = None,
                  worst: Sequence[Thumbnail] = (), best: Sequence[Thumbnail] = (),
                  latencies: Optional[Dict[str, Sequence[float]]] = None) -> List[str]:
-    """Write metrics.json, report.md and report.html into out_dir; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
+    """
+    Write report.md, report.html and, last, metrics.json into out_dir; return their paths.
+
+    Each file is complete or absent. If one cannot be written, the files of this report are
+    removed, :func:`write_failure` records the error, and the OSError (naming the file) is
+    raised.
+    """
+    invalidate(out_dir)
     metrics = json_safe(metrics)
-    paths = [os.path.join(out_dir, name) for name in (METRICS_FILE, MARKDOWN_FILE, HTML_FILE)]
-    with open(paths[0], 'w', encoding='utf-8') as stream:
-        json.dump(metrics, stream, indent=1)
-        stream.write('\n')
-    with open(paths[1], 'w', encoding='utf-8') as stream:
-        stream.write(render_markdown(metrics))
     figures: Dict[str, Optional[str]] = {}
     iou = list((metrics.get('segmentation') or {}).get('iou', {}).values())
     if confusion is not None and np.asarray(confusion).sum() > 0:
@@ -303,6 +325,46 @@ def write_report(out_dir: str, metrics: Dict[str, Any], confusion: Optional[np.n
         figures['confusion'] = figure_confusion(confusion, class_names)
     figures['strip'] = figure_strip(worst, best)
     figures['latency'] = figure_latency(latencies or {})
-    with open(paths[2], 'w', encoding='utf-8') as stream:
-        stream.write(render_html(metrics, figures))
-    return paths
+    contents = {MARKDOWN_FILE: render_markdown(metrics),
+                HTML_FILE: render_html(metrics, figures),
+                METRICS_FILE: _metrics_text(metrics)}
+    try:
+        for name, text in contents.items():
+            atomic.write_text(os.path.join(out_dir, name), text)
+    except OSError as error:
+        invalidate(out_dir)
+        write_failure(out_dir, error, metrics)
+        raise
+    return [os.path.join(out_dir, name) for name in REPORT_FILES]
+
+
+def write_failure(out_dir: str, error: BaseException,
+                  metrics: Optional[Dict[str, Any]] = None) -> bool:
+    """
+    Write a metrics.json that says the run failed and why; return False if even that fails.
+
+    ``metrics`` (what the run measured, if it got that far) is kept with ``complete: false``.
+    Best effort on a full disk: the error that caused it is the one the caller raises.
+    """
+    failed = dict(metrics or {'title': os.path.basename(os.path.normpath(out_dir)),
+                              'tool': 'seg-perception evaluate'})
+    earlier = failed.get('error')
+    failed['complete'] = False
+    failed['error'] = describe_error(error) + (f'; and before that: {earlier}' if earlier else '')
+    try:
+        atomic.write_text(os.path.join(out_dir, METRICS_FILE), _metrics_text(json_safe(failed)))
+    except OSError:
+        return False
+    return True
+
+
+def describe_error(error: BaseException) -> str:
+    """Return an error as one line; an OSError as 'file: reason' (the file it could not write)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f'{error.filename}: {error.strerror or error}'
+    text = ' '.join(str(error).split())
+    return text or type(error).__name__
+
+
+def _metrics_text(metrics: Dict[str, Any]) -> str:
+    return json.dumps(metrics, indent=1) + '\n'

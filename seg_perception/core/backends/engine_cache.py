@@ -71,7 +71,7 @@ class EngineKey:
     key_version: int = KEY_VERSION
 
     def fields(self) -> Dict[str, Any]:
-        """Return the key as JSON-friendly fields (tuples as lists)."""
+        """Return the key as a JSON-friendly dict, tuples as lists."""
         return json.loads(json.dumps(asdict(self)))
 
     def digest(self) -> str:

@@ -202,7 +202,7 @@ class TensorRTBackend(Backend):
 
     # -- Backend interface --------------------------------------------------------------------
     def metadata(self) -> Dict[str, str]:
-        """Return the ONNX model's metadata (an engine file takes its spec from the sidecar)."""
+        """Return the ONNX model's metadata map; an engine file takes its spec from a sidecar."""
         return dict(self._metadata)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
