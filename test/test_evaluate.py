@@ -342,3 +342,47 @@ def test_truncated_predictions_bag_is_scored_up_to_the_cut(capsys, tmp_path, lab
     assert with_masks['evaluated'] > 0
     assert (with_masks['evaluated'] + with_masks['skip_reasons'].get('bag_truncated', 0)
             == without_masks['evaluated'])
+
+
+def test_drivable_operating_points_name_a_threshold_for_a_precision(tmp_path, capsys):
+    """The bundled model (confidence fused): the sweep, the named threshold, a real gated run."""
+    from seg_perception.core.drivable import DrivableConfig
+    from seg_perception.core.resources import sample_dir
+    images, labels = sample_dir('images'), sample_dir('labels')
+    code, out, err = run_cli(capsys, 'evaluate', '--images', images, '--labels', labels,
+                             '--report', tmp_path / 'r', '--drivable-precision', '0.98')
+    assert code == 0, err
+    points = load_metrics(str(tmp_path / 'r'))['drivable_operating_points']
+    curve = {p['threshold']: p for p in points['points']}
+    assert curve[0]['recall'] >= curve[128]['recall'] >= curve[255]['recall']
+    chosen = points['recommended']
+    assert chosen['precision'] >= 0.98 and 0 < chosen['threshold'] < 255
+    assert f'confidence threshold {chosen["threshold"]}' in out
+    html = (tmp_path / 'r' / 'report.html').read_text()
+    assert 'Drivable precision and recall by confidence threshold' in html
+    assert 'Drivable operating points' in (tmp_path / 'r' / 'report.md').read_text()
+    # the sweep gates after the region steps; a real run gated at the threshold agrees closely
+    table = load_class_table('camvid')
+    gated = BinaryStats()
+    config = DrivableConfig(min_confidence=chosen['threshold'])
+    with Segmenter(None, drivable_config=config) as segmenter:
+        road = segmenter.spec.drivable_ids
+        for name in sorted(os.listdir(images)):
+            rgb = cv2.cvtColor(cv2.imread(os.path.join(images, name)), cv2.COLOR_BGR2RGB)
+            gt = table.label_lut()[cv2.imread(os.path.join(labels, name), 0)]
+            drivable_gt = np.isin(gt, road)
+            gated.update(drivable_gt, segmenter.process(rgb).drivable > 0, gt != 255)
+    assert abs(gated.precision() - chosen['precision']) < 0.01
+    assert abs(gated.recall() - chosen['recall']) < 0.01
+
+
+def test_drivable_precision_needs_confidence_and_a_valid_value(tmp_path, capsys, labels_model):
+    images, labels = sample_folders(str(tmp_path / 'data'), count=1)
+    code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--images', images,
+                           '--labels', labels, '--report', tmp_path / 'r',
+                           '--drivable-precision', '0.9')
+    assert code == 1 and 'gives no confidence' in err and 'labels_confidence' in err
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(capsys, 'evaluate', '--images', images, '--labels', labels, '--report',
+                tmp_path / 'r', '--drivable-precision', '0')
+    assert stopped.value.code == 2 and 'must be a precision in (0, 1]' in capsys.readouterr().err

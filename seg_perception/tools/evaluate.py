@@ -40,7 +40,7 @@ from seg_perception.core.drivable import class_mask
 from seg_perception.core.errors import (DataError, InputError, SegPerceptionError, SpecError,
                                         UsageError)
 from seg_perception.core.imagecodec import to_rgb
-from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
+from seg_perception.core.metrics import BinaryStats, ConfidenceSweep, ConfusionMatrix
 from seg_perception.core.resources import bundled_yaml, CLASS_MAPS_DIR
 from seg_perception.core.spec import (ClassTable, load_class_table, read_yaml,
                                       resolve_class_table_path)
@@ -96,7 +96,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--match-window', type=non_negative_float, default=frames.MATCH_WINDOW_S,
                         metavar='S', help='seconds of bag time an image waits for its label '
                                           '(default %(default)s)')
+    parser.add_argument('--drivable-precision', type=precision_target, metavar='P',
+                        help='name the lowest confidence threshold at which the drivable mask '
+                             'reaches precision P in (0, 1] (needs a model with confidence)')
     pipeline.add_pool_arguments(parser)
+
+
+def precision_target(text: str) -> float:
+    """Parse a precision in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f'{text!r} must be a precision in (0, 1], e.g. 0.98')
+    return value
 
 
 # -- classes -------------------------------------------------------------------------------------
@@ -231,6 +245,7 @@ class FrameScore:
     stamp: Optional[int]
     confusion: Any = None
     drivable: Any = None
+    sweep: Any = None
     miou: float = float('nan')
     pixel_accuracy: float = float('nan')
     thumbnail: Any = None
@@ -250,6 +265,7 @@ class Scorer:
         self.ignore = setup.gt_table.ignore_index
         self.confusion = ConfusionMatrix(self.num_classes, self.ignore)
         self.drivable = BinaryStats()
+        self.sweep = ConfidenceSweep()  # drivable operating points, when results have confidence
         self.strip = strip
         self.worst: List[Tuple[float, int, Any]] = []  # max-heap by -score
         self.best: List[Tuple[float, int, Any]] = []  # min-heap by score
@@ -269,8 +285,11 @@ class Scorer:
             record.skip, record.skip_message = error.reason, f'{frame.name}: {error}'
             return record
         valid = gt != self.ignore
-        record.drivable = BinaryStats().update(self.setup.gt_drivable_lut[gt],
-                                               result.drivable > 0, valid)
+        gt_drivable = self.setup.gt_drivable_lut[gt]
+        record.drivable = BinaryStats().update(gt_drivable, result.drivable > 0, valid)
+        if getattr(result, 'confidence', None) is not None:
+            record.sweep = ConfidenceSweep().update(gt_drivable, result.drivable > 0,
+                                                    result.confidence, valid)
         record.miou = record.confusion.miou()
         record.pixel_accuracy = record.confusion.pixel_accuracy()
         if self.strip > 0 and np.isfinite(record.miou):
@@ -300,6 +319,8 @@ class Scorer:
             return
         self.confusion.merge(record.confusion)
         self.drivable.merge(record.drivable)
+        if record.sweep is not None:
+            self.sweep.merge(record.sweep)
         entry = {'name': record.name, 'miou': record.miou,
                  'pixel_accuracy': record.pixel_accuracy}
         if record.stamp is not None:
@@ -350,6 +371,9 @@ def _check_mode(args: argparse.Namespace) -> str:
             and not args.gt_classes and not args.classes):
         raise UsageError('--predictions without --model needs --gt-classes TABLE (e.g. camvid): '
                          'the class table of the recorded labels')
+    if mode == 'predictions' and args.model is None and args.drivable_precision:
+        raise UsageError('--drivable-precision needs --model: recorded predictions carry no '
+                         'confidence')
     if mode == 'predictions' and args.model is None and args.classes and not args.pred_classes:
         raise UsageError('--classes with --predictions needs --model or --pred-classes (the '
                          'class table of the recorded labels)')
@@ -482,6 +506,10 @@ def _evaluate(args: argparse.Namespace, mode: str) -> int:
         if mode != 'predictions' or args.model:
             segmenter = pipeline.load_segmenter(args)
             pred_table = table_from_spec(segmenter.spec)
+            if args.drivable_precision and not segmenter.spec.gives_confidence:
+                raise DataError(f'--drivable-precision: {segmenter.model_path} gives no '
+                                'confidence (labels output); export it with --output '
+                                'labels_confidence or logits')
         elif args.pred_classes:
             pred_table = load_class_table(args.pred_classes)
         setup = class_setup(args, pred_table)
@@ -520,8 +548,9 @@ def _evaluate(args: argparse.Namespace, mode: str) -> int:
         if args.classes:
             source['class_map'] = args.classes
         source['gt_classes'] = setup.gt_table.name
-        segment = (pipeline.timed_segment(segmenter, timing) if mode != 'predictions'
-                   else recorded_segment(setup, timing))
+        wants_confidence = segmenter is not None and segmenter.spec.gives_confidence
+        segment = (pipeline.timed_segment(segmenter, timing, confidence=wants_confidence)
+                   if mode != 'predictions' else recorded_segment(setup, timing))
         error = pipeline.run_loop(jobs, segment, scorer.score,
                                   lambda record: scorer.collect(record, skips), skips, timing,
                                   args.workers, total, 'evaluate')
@@ -536,6 +565,13 @@ def _evaluate(args: argparse.Namespace, mode: str) -> int:
     report.write_report(args.report, metrics, scorer.confusion.matrix,
                         setup.gt_table.class_names, scorer.gt_palette, worst, best, latencies)
     print(summary_line(metrics, timing, mode, args.report))
+    points = metrics.get('drivable_operating_points') or {}
+    if 'requested_precision' in points:
+        chosen = points['recommended']
+        print(f'  drivable precision >= {points["requested_precision"]:g}: ' + (
+            f'confidence threshold {chosen["threshold"]} (precision {chosen["precision"]:.4f}, '
+            f'recall {chosen["recall"]:.4f}); set drivable.min_confidence to it'
+            if chosen else 'no confidence threshold reaches it'))
     for reason, message in skips.examples.items():
         print(f'  skipped ({reason}), e.g.: {message}')
     if setup.unmapped:
@@ -579,11 +615,27 @@ def build_metrics(args: argparse.Namespace, mode: str, segmenter: Any, setup: Cl
         'frames': frames_info,
         'segmentation': segmentation,
         'drivable': drivable,
+        'drivable_operating_points': operating_points(scorer.sweep, args.drivable_precision),
         'latency_ms': timing.latency() if mode != 'predictions' else {},
         'throughput': timing.throughput() if mode != 'predictions' else {},
         'per_frame': scorer.per_frame,
     }
     return metrics
+
+
+def operating_points(sweep: ConfidenceSweep, target: Optional[float]) -> Optional[Dict[str, Any]]:
+    """Return the drivable precision/recall sweep and the threshold for a target precision."""
+    if not sweep.gt_positives and not sweep.false.any():
+        return None  # no confidence (labels models, recorded predictions)
+    points = sweep.to_dict()
+    if target is not None:
+        threshold = sweep.threshold_for_precision(target)
+        curve = sweep.curve()
+        points['requested_precision'] = target
+        points['recommended'] = None if threshold is None else {
+            'threshold': threshold, 'precision': float(curve['precision'][threshold]),
+            'recall': float(curve['recall'][threshold])}
+    return points
 
 
 def summary_line(metrics: Dict[str, Any], timing: Any, mode: str, report_dir: str) -> str:

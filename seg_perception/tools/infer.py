@@ -312,9 +312,10 @@ def run(args: argparse.Namespace) -> int:
             check_out_folder(args.out, args.overwrite)
         segmenter = pipeline.load_segmenter(args)
         if 'confidence' in (args.save if args.out else []) and \
-                segmenter.spec.output_kind != 'logits':
+                not segmenter.spec.gives_confidence:
             raise DataError(f'{segmenter.model_path}: --save confidence needs a model with '
-                            'logits output; this one outputs labels (argmax in the graph)')
+                            'logits or labels_confidence output; this one outputs labels only '
+                            '(argmax in the graph)')
         outputs = Outputs(args, segmenter.spec, reader)
         timing = pipeline.Timing()
         skips = pipeline.SkipCounter()

@@ -179,6 +179,28 @@ def figure_latency(latencies: Dict[str, Sequence[float]]) -> Optional[str]:
 
 
 # -- text ----------------------------------------------------------------------------------------
+def figure_operating_points(points: Optional[Dict[str, Any]]) -> Optional[str]:
+    """Plot the drivable precision-recall curve over the confidence thresholds."""
+    if not points or not points.get('points'):
+        return None
+    plt = _pyplot()
+    rows = [p for p in points['points'] if p.get('precision') is not None]
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    axis.plot([p['recall'] for p in rows], [p['precision'] for p in rows], marker='o')
+    for p in rows[::2]:
+        axis.annotate(str(p['threshold']), (p['recall'], p['precision']), fontsize=7)
+    chosen = points.get('recommended')
+    if chosen:
+        axis.plot([chosen['recall']], [chosen['precision']], marker='*', markersize=14,
+                  label=f'threshold {chosen["threshold"]}')
+        axis.legend()
+    axis.set_xlabel('drivable recall')
+    axis.set_ylabel('drivable precision')
+    axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def _headline(metrics: Dict[str, Any]) -> List[str]:
     lines = []
     if not metrics.get('complete', True):
@@ -214,16 +236,28 @@ def _rows(metrics: Dict[str, Any]) -> Dict[str, List[List[str]]]:
     latency = [[stage, _number(v.get('p50'), 2), _number(v.get('p95'), 2),
                 _number(v.get('p99'), 2), _number(v.get('mean'), 2)]
                for stage, v in (metrics.get('latency_ms') or {}).items()]
-    return {'summary': summary, 'classes': classes, 'skipped': skipped, 'latency': latency}
+    points = metrics.get('drivable_operating_points') or {}
+    operating = [[str(p['threshold']), _number(p.get('precision')), _number(p.get('recall'))]
+                 for p in points.get('points', [])]
+    if points.get('recommended'):
+        chosen = points['recommended']
+        operating.append([f'{chosen["threshold"]} (reaches precision '
+                          f'{points["requested_precision"]:g})', _number(chosen['precision']),
+                          _number(chosen['recall'])])
+    return {'summary': summary, 'classes': classes, 'operating': operating, 'skipped': skipped,
+            'latency': latency}
 
 
 HEADERS = {
     'summary': ['metric', 'value'],
     'classes': ['class', 'IoU', 'GT pixels'],
+    'operating': ['confidence threshold', 'drivable precision', 'drivable recall'],
     'skipped': ['skip reason', 'frames'],
     'latency': ['stage', 'p50 ms', 'p95 ms', 'p99 ms', 'mean ms'],
 }
-TITLES = {'summary': 'Summary', 'classes': 'Per-class IoU', 'skipped': 'Skipped frames',
+TITLES = {'summary': 'Summary', 'classes': 'Per-class IoU',
+          'operating': 'Drivable operating points (drivable.min_confidence)',
+          'skipped': 'Skipped frames',
           'latency': 'Latency per stage'}
 
 
@@ -282,6 +316,7 @@ def render_html(metrics: Dict[str, Any], figures: Dict[str, Optional[str]]) -> s
         parts += ['<tr>' + ''.join(f'<td>{esc(c)}</td>' for c in row) + '</tr>' for row in rows]
         parts.append('</table>')
     for title, key in (('Per-class IoU', 'iou'), ('Confusion matrix', 'confusion'),
+                       ('Drivable precision and recall by confidence threshold', 'operating'),
                        ('Worst and best frames', 'strip'), ('Latency', 'latency')):
         if figures.get(key):
             parts.append(f'<h2>{title}</h2><img alt="{esc(title)}" '
@@ -325,6 +360,7 @@ def write_report(out_dir: str, metrics: Dict[str, Any], confusion: Optional[np.n
         figures['confusion'] = figure_confusion(confusion, class_names)
     figures['strip'] = figure_strip(worst, best)
     figures['latency'] = figure_latency(latencies or {})
+    figures['operating'] = figure_operating_points(metrics.get('drivable_operating_points'))
     contents = {MARKDOWN_FILE: render_markdown(metrics),
                 HTML_FILE: render_html(metrics, figures),
                 METRICS_FILE: _metrics_text(metrics)}
