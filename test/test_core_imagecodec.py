@@ -201,7 +201,7 @@ def test_compressed_format_strings():
 
 
 BOMB_SCRIPT = r"""
-import resource, struct, sys, zlib
+import struct, sys, zlib
 import cv2, numpy as np
 from seg_perception.core.errors import InputError
 from seg_perception.core.imagecodec import decode_compressed
@@ -224,7 +224,9 @@ for name, payload, fmt in (('jpeg', jpeg_bomb(30000), 'jpeg'), ('png', png_bomb(
         print(name, 'decoded')
     except InputError as error:
         print(name, error.reason, len(payload))
-print('maxrss_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process's own peak (ru_maxrss would carry the forking parent's peak over exec)
+hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))
+print('maxrss_mb', int(hwm.split()[1]) // 1024)
 """
 
 
