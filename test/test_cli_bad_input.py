@@ -215,12 +215,17 @@ def test_an_engine_sidecar_names_the_whole_file(tmp_path, labels_model):
 
 
 @pytest.mark.parametrize('argv,fragment', [
-    (['evaluate', '--bag', 'a.mcap', '--bag', 'b.mcap', '--report', 'r'], '--bag given twice'),
+    (['evaluate', '--images', 'a', '--labels', 'b', '--report', 'r', '--report', 's'],
+     '--report given twice'),
     (['infer', '--images', 'a', '--out', 'x', '--out', 'y'], '--out given twice'),
     (['export', '--arch', 'lraspp', '--arch', 'unet', '--out', 'm.onnx'], '--arch given twice'),
     (['bench', 'core', '--repeats', '2', '--repeats', '3'], '--repeats given twice'),
 ])
 def test_an_option_given_twice_is_refused_not_overwritten(argv, fragment, capsys):
-    """Last-one-wins dropped data silently (evaluate scored only the last --bag)."""
+    """
+    A single-value option refuses a second value (last-one-wins dropped data silently).
+
+    evaluate --bag A --bag B scored only B; --bag now repeats on purpose.
+    """
     code, err = run_usage(capsys, *argv)
     assert code == 2 and fragment in err, err

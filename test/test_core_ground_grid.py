@@ -108,3 +108,36 @@ def test_bad_grid_and_camera_values_are_named():
     projector = GroundProjector(CONFIG, Intrinsics.from_k(K, WIDTH, HEIGHT))
     with pytest.raises(InputError, match='does not match'):
         projector.project(np.zeros((HEIGHT // 2, WIDTH // 2), np.uint8))
+
+
+@pytest.mark.parametrize('k, width, height, named', [
+    ([math.nan] + K[1:], WIDTH, HEIGHT, 'finite'),
+    (K[:2] + [math.inf] + K[3:], WIDTH, HEIGHT, 'finite'),
+    ([1e-300] + K[1:], WIDTH, HEIGHT, 'field of view'),
+    ([1e300] + K[1:], WIDTH, HEIGHT, 'field of view'),
+    (K[:4] + [-500.0] + K[5:], WIDTH, HEIGHT, 'field of view'),
+    (K[:4] + [40.0] + K[5:], WIDTH, HEIGHT, 'pixel aspect'),
+    (K, 4_000_000_000, HEIGHT, 'size'),
+    (K, WIDTH, 0, 'size'),
+    (K[:2] + [1e6] + K[3:], WIDTH, HEIGHT, 'principal point'),
+    (K[:5] + [-400.0] + K[6:], WIDTH, HEIGHT, 'principal point'),
+    (K[:8] + [0.0], WIDTH, HEIGHT, 'last row'),
+    (K[:6] + [0.5] + K[7:], WIDTH, HEIGHT, 'last row'),
+    (K[:8], WIDTH, HEIGHT, '9 values'),
+])
+def test_camera_info_that_is_no_sane_pinhole_is_refused(k, width, height, named):
+    """NaN/inf, absurd focal lengths or sizes, a far principal point: refused, naming why."""
+    with pytest.raises(InputError, match=named) as caught:
+        Intrinsics.from_k(k, width, height)
+    assert caught.value.reason == 'bad_camera_info'
+
+
+def test_real_calibrations_are_accepted():
+    """Wide and narrow lenses, non-square pixels and an off-centre principal point pass."""
+    for k, width, height in [
+            ([260.0, 0.0, 322.0, 0.0, 258.0, 236.0, 0.0, 0.0, 1.0], 640, 480),  # ~100 deg
+            ([18000.0, 0.0, 960.0, 0.0, 18000.0, 540.0, 0.0, 0.0, 1.0], 1920, 1080),  # ~6 deg
+            ([700.0, 0.1, 700.0, 0.0, 1050.0, 100.0, 0.0, 0.0, 1.0], 752, 480),  # 1.5 aspect
+            (K[:2] + [-100.0] + K[3:], WIDTH, HEIGHT)]:  # principal point left of the image
+        intrinsics = Intrinsics.from_k(k, width, height)
+        assert (intrinsics.fx, intrinsics.cx) == (k[0], k[2])

@@ -84,11 +84,12 @@ def test_launch_file_references_shipped_files():
     assert constants['NODE_NAME'] == 'segmentation'
 
 
-def test_shipped_dds_profile_has_a_32mb_segment_and_loopback_udp():
-    root = ElementTree.parse(os.path.join(REPO, 'config', 'fastdds_shm.xml')).getroot()
+@pytest.mark.parametrize('name,segment', [('fastdds_shm.xml', 64), ('fastdds_shm_8k.xml', 512)])
+def test_shipped_dds_profiles_have_their_segment_and_loopback_udp(name, segment):
+    root = ElementTree.parse(os.path.join(REPO, 'config', name)).getroot()
     ns = {'dds': 'http://www.eprosima.com'}
     segments = [int(e.text) for e in root.iterfind('.//dds:segment_size', ns)]
-    assert segments == [32 * 1024 * 1024]
+    assert segments == [segment * 1024 * 1024]
     addresses = [e.text for e in root.iterfind('.//dds:interfaceWhiteList/dds:address', ns)]
     assert addresses == ['127.0.0.1']
     builtin = root.find('.//dds:useBuiltinTransports', ns)

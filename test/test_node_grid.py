@@ -139,6 +139,50 @@ def test_bad_grid_values_and_camera_info_are_refused(grid_node):
     assert 'bad_camera_info' in node.log()
 
 
+def hostile_camera_infos(width, height):
+    """Return {what: CameraInfo} that a DDS peer could send: NaN, inf, absurd K or size."""
+    good = [300.0, 0.0, width / 2, 0.0, 300.0, height / 2, 0.0, 0.0, 1.0]
+    cases = {}
+    for what, k, size in [('nan fx', [math.nan] + good[1:], (width, height)),
+                          ('inf cx', good[:2] + [math.inf] + good[3:], (width, height)),
+                          ('fx 1e-300', [1e-300] + good[1:], (width, height)),
+                          ('width 4e9', good, (4_000_000_000, height)),
+                          ('cx far outside', good[:2] + [1e7] + good[3:], (width, height))]:
+        info = CameraInfo(width=size[0], height=size[1])
+        info.k = k
+        cases[what] = info
+    return cases
+
+
+def test_hostile_camera_info_is_counted_and_the_last_good_one_kept(grid_node, camvid_samples):
+    """NaN/inf or absurd intrinsics: each counted as bad_camera_info; the grid keeps the last K."""
+    node, peer = grid_node
+    assert peer.wait_for_node(START_TIMEOUT), node.log()
+    rgb = camvid_samples[2][1]
+    height, width = rgb.shape[:2]
+    good = CameraInfo(width=width, height=height)
+    good.k = [320.0, 0.0, width / 2 + 7, 0.0, 330.0, height / 2 - 5, 0.0, 0.0, 1.0]
+    intrinsics = Intrinsics.from_k(good.k, width, height)
+    projector = GroundProjector(GRID, intrinsics)
+
+    def grid_uses_good_k():
+        msg, grid, mask = round_trip(peer, node, rgb, 'hostile_camera_info')
+        cells = np.array(grid.data, np.int8).reshape(GRID.cells[::-1])
+        return np.array_equal(cells, projector.project(mask))
+    assert wait_until(lambda: peer.publish_camera_info(good) or grid_uses_good_k(),
+                      FRAME_TIMEOUT, period=0.2), 'the good CameraInfo never took effect'
+    counted = int(peer.fresh_diagnostics(FRAME_TIMEOUT).get('rejected.bad_camera_info', 0))
+    for what, info in hostile_camera_infos(width, height).items():
+        peer.publish_camera_info(info)
+        values = peer.wait_for_diagnostics(
+            lambda v: int(v.get('rejected.bad_camera_info', 0)) > counted, FRAME_TIMEOUT)
+        assert values, f'{what}: not counted; {peer.latest_diagnostics()}'
+        counted = int(values['rejected.bad_camera_info'])
+        assert grid_uses_good_k(), f'{what} replaced the last good CameraInfo'
+    log = node.log()
+    assert 'not a calibrated pinhole' in log and 'bad_camera_info' in log
+
+
 def test_yaml_defaults_are_the_core_grid_defaults():
     defaults, core = load_defaults(), GridConfig()
     for field in ('resolution', 'length', 'width', 'start', 'camera_height', 'camera_pitch'):

@@ -56,16 +56,95 @@ def test_slot_close_wakes_a_waiting_worker():
     assert slot.take(0.1) == 'x'
 
 
-def test_stats_estimate_lost_frames_from_stamp_gaps():
+def test_stats_claim_no_upstream_loss_without_a_known_rate():
     """
-    A 10 Hz stream missing frames 7 and 8, then 11: three frames lost upstream.
+    A bursty publisher (10 frames 2 ms apart, then 200 ms of pause) lost nothing.
 
-    Without expected_rate the period is the median interval, known after five intervals.
+    Stamp gaps mean lost frames only for a camera of known rate: without expected_rate the
+    status reports the stamp intervals, not a loss count (the median interval taken as the
+    period made every pause 99 "lost" frames).
     """
     stats = NodeStats()
+    stamp = 100.0
+    for _ in range(10):
+        for _ in range(10):
+            stats.frame_received(stamp)
+            stamp += 0.002
+        stamp += 0.2
+    values = stats.values(dropped=0)
+    assert stats.received == 100 and stats.lost_upstream == 0
+    assert 'frames_lost_upstream' not in values
+    assert values['stamp_interval.p50_ms'] == '2.00'
+    assert float(values['stamp_interval.max_ms']) == pytest.approx(202.0, abs=0.01)
+
+
+def test_stats_estimate_lost_frames_from_stamp_gaps_at_the_expected_rate():
+    """A 10 Hz camera missing frames 7 and 8, then 11: three frames lost upstream."""
+    stats = NodeStats()
+    stats.expected_rate = 10.0
     for index in [0, 1, 2, 3, 4, 5, 6, 9, 10, 12, 13]:
         stats.frame_received(100.0 + index * 0.1)
     assert stats.lost_upstream == 3 and stats.received == 11
+    assert stats.values(dropped=0)['frames_lost_upstream'] == '3'
+
+
+def test_a_matched_publisher_that_sends_nothing_is_flagged():
+    """
+    Publishers on the input but no frame for a while: WARN (frames DDS cannot carry vanish).
+
+    The limit is max(3 s, 5 periods); silence counts from the last frame, or from when the
+    first publisher appeared, or from activation.
+    """
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    now = [1000.0]
+    stats = NodeStats(clock=lambda: now[0])
+    stats.restart_stream()  # activation
+    now[0] += 10.0
+    assert level_and_message(stats.values(0), True, 0)[1] == 'waiting for images'  # nobody
+    stats.input_publishers(1)
+    now[0] += 2.0
+    values = stats.values(0)
+    assert values['input_publishers'] == '1' and values['input_silence_s'] == '2.0'
+    assert level_and_message(values, True, 0)[0] == DiagnosticStatus.OK
+    now[0] += 2.0
+    level, message = level_and_message(stats.values(0), True, 0)
+    assert level == DiagnosticStatus.WARN and 'no input for 4.0 s' in message
+    assert '1 publisher' in message
+    stats.frame_received(5.0)
+    now[0] += 1.0
+    assert level_and_message(stats.values(0), True, 0) == (DiagnosticStatus.OK, 'ok')
+    now[0] += 10.0
+    stats.input_publishers(0)  # the publisher left: nothing to expect
+    assert level_and_message(stats.values(0), True, 0)[0] == DiagnosticStatus.OK
+    assert stats.silence_limit() == 3.0
+    stats.expected_rate = 0.5  # a 2 s period: 10 s of silence are normal
+    assert stats.silence_limit() == 10.0
+    stats.expected_rate = 0.0
+    for index in range(1, 4):  # without a rate: 5 x the median stamp interval
+        stats.frame_received(5.0 + 4 * index)
+    assert stats.silence_limit() == 20.0
+
+
+def test_the_shipped_dds_profile_carries_the_largest_frame_the_node_accepts():
+    """
+    The shipped profiles' SHM segment and port queue hold the frames each is for.
+
+    Measured here: with a 32 MB segment or a 512-descriptor port queue, best-effort 4K and 8K
+    frames were lost whenever the reader fell one frame behind (3/5 and 2/5 reached the node).
+    The default holds two 4K rgb8 frames (64 MB of /dev/shm a process); the 8K profile the
+    largest frame the node accepts (512 MB a process).
+    """
+    from seg_perception.core.imagecodec import MAX_PIXELS, MAX_SIDE
+    from seg_perception.ros.dds import (DEFAULT_PROFILE_FRAME_BYTES, FRAGMENT_BYTES,
+                                        LARGEST_FRAME_BYTES, profile_limits, profile_path)
+    assert LARGEST_FRAME_BYTES >= max(MAX_PIXELS * 8, MAX_SIDE * MAX_SIDE * 3)
+    for eight_k, frame_bytes in ((False, 2 * DEFAULT_PROFILE_FRAME_BYTES),
+                                 (True, LARGEST_FRAME_BYTES)):
+        segment, queue = profile_limits(profile_path(eight_k))
+        assert segment >= frame_bytes, (eight_k, segment)
+        assert queue * FRAGMENT_BYTES >= frame_bytes, (eight_k, queue)
+    assert profile_limits(profile_path())[0] <= 64 * 2**20  # the default stays cheap
 
 
 def test_stats_use_the_expected_rate_when_known():
@@ -98,6 +177,13 @@ def test_stats_percentiles_counters_and_level():
     assert level == DiagnosticStatus.WARN and 'rejecting' in message
     level, _ = level_and_message(values, active=True, rejected_before=1)
     assert level == DiagnosticStatus.OK
+    stats.frames_lost_in_transport(2)  # DDS saw samples it could not deliver (message_lost)
+    values = stats.values(dropped=4)
+    assert values['frames_lost_in_transport'] == '2'
+    level, message = level_and_message(values, True, 1, lost_in_transport_before=0)
+    assert level == DiagnosticStatus.WARN and 'DDS lost 2 input frame(s)' in message
+    assert level_and_message(values, True, 1, lost_in_transport_before=2)[0] == \
+        DiagnosticStatus.OK
 
 
 def test_defaults_file_is_complete_and_errors_name_it(tmp_path):

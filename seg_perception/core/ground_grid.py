@@ -35,10 +35,16 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from seg_perception.core.errors import InputError
+from seg_perception.core.errors import InputError, quoted
 
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
+# What a CameraInfo K must satisfy (see pinhole_problem). The field of view range is the one of
+# the drivable_grid.horizontal_fov parameter; no camera is wider than 65536 pixels.
+FOV_RANGE_DEG = (1.0, 179.0)
+PIXEL_ASPECT_RANGE = (0.25, 4.0)
+PRINCIPAL_POINT_MARGIN = 0.25
+MAX_CAMERA_SIDE = 65536
 _OUTSIDE = 1  # remap border value: neither 0 nor 255, so it marks cells outside the image
 
 
@@ -95,11 +101,19 @@ class Intrinsics:
 
     @classmethod
     def from_k(cls, k: Sequence[float], width: int, height: int) -> 'Intrinsics':
-        """Build from a row-major 3x3 K (sensor_msgs/CameraInfo ``k``)."""
+        """
+        Build from a row-major 3x3 K (sensor_msgs/CameraInfo ``k``) after checking it is sane.
+
+        CameraInfo comes from any DDS participant: a NaN, an absurd focal length or size would
+        turn every grid cell unknown or occupied, so such a K raises InputError
+        (``bad_camera_info``) naming what is wrong, and the caller keeps its last good one.
+        """
         values = [float(v) for v in k]
-        if len(values) != 9 or values[0] <= 0 or values[4] <= 0 or width <= 0 or height <= 0:
-            raise InputError(f'camera intrinsics: K {values} for {width}x{height} is not a '
-                             'calibrated pinhole (fx, fy > 0)', 'bad_camera_info')
+        problem = pinhole_problem(values, int(width), int(height))
+        if problem:
+            raise InputError(f'camera intrinsics: K {quoted(values)} for {int(width)}x'
+                             f'{int(height)} is not a calibrated pinhole: {problem}',
+                             'bad_camera_info')
         return cls(values[0], values[4], values[2], values[5], int(width), int(height))
 
     @classmethod
@@ -117,6 +131,46 @@ class Intrinsics:
             return self
         sx, sy = width / self.width, height / self.height
         return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
+
+
+def field_of_view_deg(focal: float, size: int) -> float:
+    """Return the field of view in degrees of a pinhole with this focal length (pixels)."""
+    return math.degrees(2.0 * math.atan2(size / 2.0, focal))
+
+
+def pinhole_problem(k: Sequence[float], width: int, height: int) -> str:
+    """
+    Return why a row-major K for a width x height image is not a sane pinhole ('' if it is).
+
+    Sane: 9 finite values, last row (0, 0, 1), a size of 1..MAX_CAMERA_SIDE pixels a side,
+    fields of view within FOV_RANGE_DEG on both axes (a positive focal length), a pixel aspect
+    fy / fx within PIXEL_ASPECT_RANGE and the principal point inside the image widened by
+    PRINCIPAL_POINT_MARGIN of its size on each side.
+    """
+    if len(k) != 9:
+        return f'expected 9 values, got {len(k)}'
+    if not all(math.isfinite(v) for v in k):
+        return 'the values are not all finite'
+    if max(abs(k[3]), abs(k[6]), abs(k[7]), abs(k[8] - 1.0)) > 1e-6:
+        return f'the last row is {k[6:]!r} (and k[3] {k[3]!r}), expected [0, 0, 1] (and 0)'
+    if not (0 < width <= MAX_CAMERA_SIDE and 0 < height <= MAX_CAMERA_SIDE):
+        return f'the size {width}x{height} is outside 1..{MAX_CAMERA_SIDE} pixels a side'
+    low, high = FOV_RANGE_DEG
+    for axis, focal, size in (('horizontal', k[0], width), ('vertical', k[4], height)):
+        fov = field_of_view_deg(focal, size)
+        if not low <= fov <= high:
+            return (f'{axis} focal length {focal!r} over {size} pixels is a {fov:.4g} deg '
+                    f'field of view, outside [{low:g}, {high:g}]')
+    aspect = k[4] / k[0]
+    if not PIXEL_ASPECT_RANGE[0] <= aspect <= PIXEL_ASPECT_RANGE[1]:
+        return (f'the pixel aspect fy / fx = {aspect:.4g} is outside '
+                f'[{PIXEL_ASPECT_RANGE[0]:g}, {PIXEL_ASPECT_RANGE[1]:g}]')
+    margin = PRINCIPAL_POINT_MARGIN
+    if not (-margin * width <= k[2] <= (1 + margin) * width and
+            -margin * height <= k[5] <= (1 + margin) * height):
+        return (f'the principal point ({k[2]!r}, {k[5]!r}) is not near the image (allowed '
+                f'{margin:g} of its size outside)')
+    return ''
 
 
 def camera_axes(pitch: float) -> np.ndarray:

@@ -25,6 +25,7 @@ worker keeps serving with the old model, then replaces the model reference betwe
 
 import array
 from dataclasses import dataclass
+import os
 import re
 import sys
 import threading
@@ -44,6 +45,11 @@ from rclpy.logging import get_logger_effective_level, LoggingSeverity, set_logge
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+try:  # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
 from seg_perception.core import Segmenter
 from seg_perception.core.backends import resolve_backend_name
 from seg_perception.core.errors import (ConfigError, InputError, one_line, quoted,
@@ -51,13 +57,14 @@ from seg_perception.core.errors import (ConfigError, InputError, one_line, quote
 from seg_perception.core.ground_grid import GroundProjector, Intrinsics
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import image_from_compressed_msg, image_from_msg, image_to_msg
+from seg_perception.ros.dds import PROFILE_VARIABLE
 from seg_perception.ros.diagnostics import level_and_message, make_status, NodeStats
 from seg_perception.ros.executors import SplitSpinner
 from seg_perception.ros.frame_slot import LatestFrameSlot
 from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import (check_choice, declare_node_parameters, drivable_names,
-                                           load_defaults, NODE_NAME, PARAMETERS,
-                                           publish_class_parameters, RuntimeSettings)
+                                           load_defaults, NODE_NAME, PairedParameterService,
+                                           PARAMETERS, publish_class_parameters, RuntimeSettings)
 
 
 INPUT_TOPIC = 'image'
@@ -69,10 +76,18 @@ COMPRESSED_SUFFIX = '/compressed'
 OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
                     'confidence': 'publish_confidence'}
 OUTPUTS = ('labels', 'drivable_mask') + tuple(OPTIONAL_OUTPUTS)
+# Exit code of a node finalized through its lifecycle (1 is a bad start-up, which a restart does
+# not cure): non-zero, so that launch respawn or systemd Restart=on-failure starts it again.
+EXIT_FINALIZED = 3
+FINALIZED_EXIT_DELAY_S = 0.5  # lets the change_state response reach the caller first
 
 
 class StartupError(SegPerceptionError):
     """A start-up parameter is invalid; the node has already logged why and is destroyed."""
+
+
+class NodeFinalized(SegPerceptionError):
+    """The node reached the finalized lifecycle state: it serves nothing any more, so it ends."""
 
 
 @dataclass
@@ -90,8 +105,16 @@ class SegmentationNode(LifecycleNode):
     """Segment camera images: ``image`` in; labels, drivable mask, color, overlay out."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        """Declare the parameters (defaults from config/segmentation.yaml); load nothing yet."""
-        super().__init__(node_name, **kwargs)
+        """
+        Declare the parameters (defaults from config/segmentation.yaml); load nothing yet.
+
+        The parameter services are ours: one ``set_parameters`` request that sets both
+        ``model_path`` and ``drivable_classes`` applies them together (see
+        :class:`~seg_perception.ros.parameters.PairedParameterService`).
+        """
+        parameter_services = kwargs.pop('start_parameter_services', True)
+        super().__init__(node_name, start_parameter_services=False, **kwargs)
+        self._parameter_service = PairedParameterService(self) if parameter_services else None
         try:
             self._values: Dict[str, Any] = declare_node_parameters(self, load_defaults())
         except SegPerceptionError as error:  # one log line, no traceback
@@ -120,6 +143,8 @@ class SegmentationNode(LifecycleNode):
         self._active = False
         self._last_log: Dict[str, float] = {}
         self._rejected_reported = 0
+        self._lost_reported = 0
+        self._exit_timer: Any = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- properties ----------------------------------------------------------------------------
@@ -224,7 +249,8 @@ class SegmentationNode(LifecycleNode):
         self._subscription = self.create_subscription(
             message_type, self.input_topic, self._on_image,
             qos.input_qos(self._values['qos.reliability'], self._values['qos.depth']),
-            callback_group=self._input_group)
+            callback_group=self._input_group,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost))
         self._camera_info_subscription = self.create_subscription(
             CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, qos.input_qos(),
             callback_group=self._input_group)
@@ -253,10 +279,25 @@ class SegmentationNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything from any state."""
+        """
+        Release everything from any state, then end the process (exit code EXIT_FINALIZED).
+
+        A finalized lifecycle node can never serve again, and any DDS participant may call
+        ``change_state``: exiting lets a supervisor start a fresh node instead of leaving a
+        process that looks alive and serves nothing. The exit waits FINALIZED_EXIT_DELAY_S so
+        that the caller gets its answer.
+        """
         self._stop_listening()
         self._release()
+        self.get_logger().warning(
+            f'finalized (lifecycle shutdown transition from {state.label}): exiting with code '
+            f'{EXIT_FINALIZED} so that a supervisor starts the node again')
+        self._exit_timer = self.create_timer(FINALIZED_EXIT_DELAY_S, self._exit_finalized)
         return super().on_shutdown(state)
+
+    def _exit_finalized(self) -> None:
+        """End the spin of the main executor: main() exits with EXIT_FINALIZED."""
+        raise NodeFinalized('the node was finalized through its lifecycle')
 
     def _release(self) -> None:
         self.stop_worker()
@@ -355,6 +396,10 @@ class SegmentationNode(LifecycleNode):
                 return
             frame.decode_ms = (time.perf_counter() - received) * 1e3
         self._slot.put(frame)
+
+    def _on_message_lost(self, info: Any) -> None:
+        """Count input samples DDS reports lost on the way (e.g. fragments that never came)."""
+        self._stats.frames_lost_in_transport(info.total_count_change)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         """Keep the intrinsics of the latest CameraInfo for ~/drivable_grid."""
@@ -505,8 +550,11 @@ class SegmentationNode(LifecycleNode):
         """Publish one DiagnosticStatus with rates, counters, latencies and the model."""
         if self._diagnostics_publisher is None:
             return
+        self._stats.input_publishers(
+            self.count_publishers(self.input_topic) if self._subscription is not None else 0)
         values = self._stats.values(self._slot.dropped)
         values['input_topic'] = self.input_topic
+        values['dds_profile'] = os.environ.get(PROFILE_VARIABLE, '')
         values['input_transport'] = self._values['input_transport']
         values['qos.reliability'] = self._values['qos.reliability']
         segmenter = self._segmenter
@@ -516,8 +564,10 @@ class SegmentationNode(LifecycleNode):
             values['drivable_classes'] = str(list(self._settings.drivable_classes) or
                                              segmenter.spec.drivable_classes)
         rejected = int(values['frames_rejected'])
-        level, message = level_and_message(values, self._active, self._rejected_reported)
-        self._rejected_reported = rejected
+        lost = int(values['frames_lost_in_transport'])
+        level, message = level_and_message(values, self._active, self._rejected_reported,
+                                           self._lost_reported)
+        self._rejected_reported, self._lost_reported = rejected, lost
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [make_status(f'{self.get_fully_qualified_name()}: segmentation',
@@ -567,6 +617,8 @@ def main(args: Optional[List[str]] = None) -> int:
         # executor, publish the class parameters of a swap) fails on the dead context. Clean.
     except StartupError:
         code = 1
+    except NodeFinalized:
+        code = EXIT_FINALIZED
     except SegPerceptionError as error:
         print(f'segmentation_node: error: {error}', file=sys.stderr)
         code = 1

@@ -22,11 +22,16 @@ are validated here (choices, class names) so that the node only applies valid va
 
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import weakref
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rcl_interfaces.srv import SetParameters
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterNotDeclaredException)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.parameter_service import ParameterService
 
 from seg_perception.core.errors import ConfigError
 from seg_perception.core.ground_grid import GridConfig
@@ -42,6 +47,10 @@ GRID_FIELDS = ('resolution', 'length', 'width', 'start', 'camera_height', 'camer
 
 # Filled from the model at configure time (and after a model swap); never set by users.
 CLASS_PARAMETERS = ('classes.ids', 'classes.names', 'classes.colors')
+
+# Parameters that depend on each other: a set_parameters request that sets more than one of them
+# applies them together (a new model's drivable classes exist only in the new model).
+SET_TOGETHER = ('model_path', 'drivable_classes')
 
 
 @dataclass(frozen=True)
@@ -308,3 +317,42 @@ def publish_class_parameters(node: Node, spec: Any) -> None:
             descriptor.read_only = True
         if not results[0].successful:
             raise ConfigError(f'{parameter.name}: could not update ({results[0].reason})')
+
+
+class PairedParameterService(ParameterService):
+    """
+    rclpy's parameter services, but ``set_parameters`` applies SET_TOGETHER as one change.
+
+    rclpy's ``set_parameters`` service sets the parameters of a request one at a time, so a new
+    ``model_path`` with ``drivable_classes`` naming its own classes is refused twice: the model
+    does not have the old drivable classes, the old model does not have the new ones. Here the
+    members of SET_TOGETHER in one request are set atomically, at the place of the first of
+    them, and share one result; every other parameter is still set on its own, in order, as
+    ``ros2 param set`` and ``ros2 param load`` expect. Overrides the service callback of
+    ``rclpy.parameter_service.ParameterService`` (same name from Humble to Kilted).
+    """
+
+    def __init__(self, node: Node) -> None:
+        """Create the six parameter services of node."""
+        self._node_ref = weakref.ref(node)
+        super().__init__(node)
+
+    def _set_parameters_callback(self, request: SetParameters.Request,
+                                 response: SetParameters.Response) -> SetParameters.Response:
+        node = self._node_ref()
+        parameters = [Parameter.from_parameter_msg(p) for p in request.parameters]
+        together = [i for i, p in enumerate(parameters) if p.name in SET_TOGETHER]
+        if len({parameters[i].name for i in together}) < 2:
+            together = []
+        results: Dict[int, SetParametersResult] = {}
+        for index in range(len(parameters)):
+            if index in results:
+                continue
+            batch = together if index in together else [index]
+            try:
+                result = node.set_parameters_atomically([parameters[i] for i in batch])
+            except ParameterNotDeclaredException as error:
+                result = SetParametersResult(successful=False, reason=str(error))
+            results.update({i: result for i in batch})
+        response.results = [results[i] for i in range(len(parameters))]
+        return response
