@@ -188,3 +188,53 @@ def test_yaml_defaults_are_the_core_grid_defaults():
     for field in ('resolution', 'length', 'width', 'start', 'camera_height', 'camera_pitch'):
         assert math.isclose(defaults[f'drivable_grid.{field}'], getattr(core, field)), field
     assert defaults['publish_drivable_grid'] is False
+
+
+def test_yaml_defaults_are_the_core_drivable_defaults():
+    from seg_perception.core.drivable import DrivableConfig
+    from seg_perception.ros.parameters import DRIVABLE_FIELDS
+    defaults, core = load_defaults(), DrivableConfig()
+    assert set(DRIVABLE_FIELDS) == set(core.__dataclass_fields__)
+    for field in DRIVABLE_FIELDS:
+        assert defaults[f'drivable.{field}'] == getattr(core, field), field
+
+
+def test_bundled_model_publishes_confidence_and_gates_the_drivable_mask(camvid_samples,
+                                                                        tmp_path):
+    """
+    The bundled model ships with its confidence fused: ~/confidence has the input's size and
+    header, and drivable.min_confidence, set at run time, gates the next frame's mask exactly
+    as the core does.
+    """
+    from seg_perception.core import Segmenter
+    from seg_perception.core.drivable import DrivableConfig
+    node = NodeProcess({'num_threads': 1, 'diagnostics_period': 0.5}, name='segmentation_gate',
+                       log_dir=str(tmp_path))
+    peer = Peer(node.fqn, outputs=('labels', 'drivable_mask', 'confidence'))
+    rgb = camvid_samples[0][1]
+    try:
+        probe = peer.make_message(rgb, 'rgb8', frame_id='probe')
+        assert peer.wait_ready(probe, 90.0, output='confidence'), node.log()
+        masks = {}
+        for threshold in (0, 200):
+            assert peer.set_parameters({'drivable.min_confidence': threshold})[0].successful
+            msg = peer.make_message(rgb, 'rgb8', frame_id=f'gate_{threshold}')
+            stamp = peer.publish(msg)
+            confidence = peer.wait_for_stamp(stamp, 30.0, 'confidence')
+            mask = peer.wait_for_stamp(stamp, 30.0, 'drivable_mask')
+            assert confidence is not None and mask is not None, node.log()[-2000:]
+            assert confidence.encoding == 'mono8'
+            assert confidence.header.frame_id == f'gate_{threshold}'
+            assert (confidence.height, confidence.width) == rgb.shape[:2]
+            masks[threshold] = image_array(mask)
+        refused = peer.set_parameters({'drivable.min_confidence': 300})[0]
+        assert not refused.successful
+    finally:
+        peer.close()
+        code = node.stop()
+    assert code == 0, node.log()
+    for threshold, mask in masks.items():
+        with Segmenter(None, drivable_config=DrivableConfig(min_confidence=threshold)) as core:
+            expected = core.process(rgb).drivable
+        assert np.mean(mask == expected) >= 0.999, threshold
+    assert np.count_nonzero(masks[200]) < np.count_nonzero(masks[0])

@@ -190,7 +190,7 @@ class SegmentationNode(LifecycleNode):
                               precision=self._values['precision'],
                               num_threads=self._values['num_threads'],
                               engine_cache_dir=self._values['engine_cache_dir'],
-                              trust_code=allow_torch)
+                              drivable_config=self._settings.drivable, trust_code=allow_torch)
         try:
             if drivable:
                 segmenter.spec.class_ids(drivable)  # SpecError lists the model's classes
@@ -350,6 +350,9 @@ class SegmentationNode(LifecycleNode):
         self._values = values
         self._settings = settings
         self._stats.expected_rate = self._settings.expected_rate
+        segmenter = self._segmenter
+        if segmenter is not None and segmenter.drivable_config != settings.drivable:
+            segmenter.drivable_config = settings.drivable  # from the next frame on
         return SetParametersResult(successful=True)
 
     def _swap_model(self, model_path: str, drivable: List[str]) -> str:
@@ -366,6 +369,8 @@ class SegmentationNode(LifecycleNode):
                       f'{one_line(error)}')
             self.get_logger().error(reason)
             return reason
+        # a drivable.* change while the model loaded applies to the new model too
+        segmenter.drivable_config = self._settings.drivable
         self._segmenter = segmenter  # the worker picks it up at its next frame
         with self._retired_lock:
             self._retired.append(old)  # closed by the worker once it is done with it

@@ -33,6 +33,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_service import ParameterService
 
+from seg_perception.core.drivable import DrivableConfig
 from seg_perception.core.errors import ConfigError
 from seg_perception.core.ground_grid import GridConfig
 from seg_perception.core.resources import config_file
@@ -44,6 +45,8 @@ NODE_NAME = 'segmentation'
 
 # drivable_grid.<field> parameters that make a core GridConfig
 GRID_FIELDS = ('resolution', 'length', 'width', 'start', 'camera_height', 'camera_pitch')
+# drivable.<field> parameters that make the core DrivableConfig of the mask
+DRIVABLE_FIELDS = ('min_confidence', 'connect_to_bottom', 'min_area', 'close_size', 'open_size')
 
 # Filled from the model at configure time (and after a model swap); never set by users.
 CLASS_PARAMETERS = ('classes.ids', 'classes.names', 'classes.colors')
@@ -99,6 +102,22 @@ PARAMETERS: Dict[str, ParameterInfo] = {
     'publish_drivable_grid': ParameterInfo(
         'Publish ~/drivable_grid (OccupancyGrid on the ground plane) while it has subscribers.',
         read_only=False),
+    'drivable.min_confidence': ParameterInfo(
+        'Pixels whose winning-class confidence (0..255) is below this are not drivable; 0 = no '
+        'gate. Needs a model with confidence (the bundled one); evaluate '
+        '--drivable-precision names the value for a precision.', read_only=False,
+        int_range=(0, 255)),
+    'drivable.connect_to_bottom': ParameterInfo(
+        'Keep only drivable regions connected to the bottom image row (the ego vehicle).',
+        read_only=False),
+    'drivable.min_area': ParameterInfo('Drop drivable regions smaller than this fraction of the '
+                                       'image.', read_only=False, float_range=(0.0, 0.99)),
+    'drivable.close_size': ParameterInfo(
+        'Closing kernel as a fraction of the mask width (fills narrow holes); 0 = off.',
+        read_only=False, float_range=(0.0, 0.99)),
+    'drivable.open_size': ParameterInfo(
+        'Opening kernel as a fraction of the mask width (removes speckles); 0 = off.',
+        read_only=False, float_range=(0.0, 0.99)),
     'drivable_grid.resolution': ParameterInfo('Grid cell size in metres.', read_only=False,
                                               float_range=(0.01, 10.0)),
     'drivable_grid.length': ParameterInfo('Metres covered ahead, from drivable_grid.start.',
@@ -268,6 +287,7 @@ class RuntimeSettings:
     publish_drivable_grid: bool = False
     grid: GridConfig = GridConfig()
     horizontal_fov: float = 60.0
+    drivable: DrivableConfig = DrivableConfig()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> 'RuntimeSettings':
@@ -281,7 +301,13 @@ class RuntimeSettings:
                    publish_drivable_grid=bool(values['publish_drivable_grid']),
                    grid=GridConfig(**{field: float(values[f'drivable_grid.{field}'])
                                       for field in GRID_FIELDS}),
-                   horizontal_fov=float(values['drivable_grid.horizontal_fov']))
+                   horizontal_fov=float(values['drivable_grid.horizontal_fov']),
+                   drivable=DrivableConfig(
+                       min_confidence=int(values['drivable.min_confidence']),
+                       connect_to_bottom=bool(values['drivable.connect_to_bottom']),
+                       min_area=float(values['drivable.min_area']),
+                       close_size=float(values['drivable.close_size']),
+                       open_size=float(values['drivable.open_size'])))
 
 
 def class_parameters(spec: Any) -> List[Parameter]:
