@@ -53,6 +53,8 @@ setup(
         'export': ['torch==2.14.1', 'torchvision==0.29.1', 'segmentation-models-pytorch',
                    'onnx', 'onnxscript', 'onnxslim'],
         'tensorrt': ['tensorrt', 'polygraphy', 'cuda-python'],
+        # fleet evaluation on Ray (evaluate --ray); never imported by the node
+        'fleet': ['ray[data]==2.60.0'],
         'dev': ['pytest', 'pytest-timeout', 'flake8', 'flake8-quotes', 'flake8-docstrings',
                 'pydocstyle', 'colcon-common-extensions', 'catkin-pkg'],
     },

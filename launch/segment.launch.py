@@ -22,8 +22,8 @@ Arguments left empty take their value from ``params_file`` (default
 ``config/segmentation.yaml``). ``FASTDDS_DEFAULT_PROFILES_FILE`` is set to the shipped
 ``config/fastdds_shm.xml`` (64 MB shared-memory segment: frames up to 4K) for every process
 started after it, unless it is already set in the environment (export it to
-``config/fastdds_shm_8k.xml`` first for 8K cameras). Declaring arguments and forwarding them is all this
-file does: no side effects at import.
+``config/fastdds_shm_8k.xml`` first for 8K cameras). Declaring arguments and forwarding them is
+all this file does: no side effects at import.
 """
 
 import os

@@ -14,14 +14,17 @@
 
 """Helpers of the rosbag tool tests: CLI runs, sample folders, reading a topic back."""
 
+import contextlib
 import glob
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from seg_perception.io import bags as bagio
@@ -42,15 +45,31 @@ def run_cli(capsys, *argv: str) -> Tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def sample_folders(root: str, count: int = 4) -> Tuple[str, str]:
-    """Copy the first ``count`` CamVid sample frames and labels into root; return both dirs."""
+def sample_folders(root: str, count: int = 4, start: int = 0,
+                   width: Optional[int] = None) -> Tuple[str, str]:
+    """
+    Copy ``count`` CamVid sample frames (from the ``start``-th) and labels into root.
+
+    ``width`` scales them down (images INTER_AREA, labels NEAREST) for fast tests. Returns the
+    image and the label folder.
+    """
     images, labels = os.path.join(root, 'images'), os.path.join(root, 'labels')
     os.makedirs(images, exist_ok=True)
     os.makedirs(labels, exist_ok=True)
-    for path in sorted(glob.glob(os.path.join(SAMPLES, 'images', '*.png')))[:count]:
+    for path in sorted(glob.glob(os.path.join(SAMPLES, 'images', '*.png')))[start:start + count]:
         name = os.path.basename(path)
-        shutil.copy(path, os.path.join(images, name))
-        shutil.copy(os.path.join(SAMPLES, 'labels', name), os.path.join(labels, name))
+        label = os.path.join(SAMPLES, 'labels', name)
+        if width is None:
+            shutil.copy(path, os.path.join(images, name))
+            shutil.copy(label, os.path.join(labels, name))
+            continue
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        size = (width, max(1, round(image.shape[0] * width / image.shape[1])))
+        cv2.imwrite(os.path.join(images, name),
+                    cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        cv2.imwrite(os.path.join(labels, name),
+                    cv2.resize(cv2.imread(label, cv2.IMREAD_UNCHANGED), size,
+                               interpolation=cv2.INTER_NEAREST))
     return images, labels
 
 
@@ -65,6 +84,46 @@ def make_bag(capsys, out: str, images: str, *options: str) -> str:
                            '--start-stamp', str(START_S), '--rate', str(RATE_HZ), *options)
     assert code == 0, err
     return out
+
+
+def run_quiet(*argv: str) -> Tuple[int, str, str]:
+    """Run ``seg-perception argv`` here without pytest's capsys; return (code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def fleet_bags(root: str, width: int = 160) -> Dict[str, str]:
+    """
+    Write small evaluation bags of mixed formats from the CamVid samples; return {name: path}.
+
+    ``mcap``, ``db3``, ``ros1`` (a ROS 1 ``.bag``) and ``dir`` (a ROS 2 bag directory with
+    sqlite3 storage and JPEG images) are good bags of 2-3 frames each, with different frames;
+    ``truncated`` is a ROS 1 bag of 4 frames cut at 60 % (its first 2 frames are salvaged);
+    ``corrupt`` is an ``.mcap`` that is no bag at all; ``no_gt`` has images only. Frames are
+    ``width`` pixels wide.
+    """
+    plan = [('mcap', 'drive_a_0.mcap', 0, 3, ()), ('db3', 'drive_a_1.db3', 3, 3, ()),
+            ('ros1', 'drive_b.bag', 6, 2, ()),
+            ('dir', 'drive_c', 8, 2, ('--storage', 'sqlite3', '--compressed', 'jpeg')),
+            ('truncated', 'drive_d.bag', 0, 4, ()), ('no_gt', 'drive_e.mcap', 2, 2, ())]
+    bags = {}
+    for key, name, start, count, options in plan:
+        images, labels = sample_folders(os.path.join(root, 'frames', key), count, start, width)
+        out = os.path.join(root, name)
+        label_options = () if key == 'no_gt' else ('--labels', labels)
+        code, _, err = run_quiet('make-bag', '--images', images, '--out', out, '--start-stamp',
+                                 str(START_S + start / RATE_HZ), '--rate', str(RATE_HZ),
+                                 *label_options, *options)
+        assert code == 0, err
+        if key == 'truncated':
+            truncate(out, 0.6)
+        bags[key] = out
+    bags['corrupt'] = os.path.join(root, 'drive_f.mcap')
+    with open(bags['corrupt'], 'wb') as stream:
+        stream.write(b'\x89MCAP0\r\n' + bytes(range(256)) * 8)
+    return bags
 
 
 def read_topic(path: str, topic: str) -> List[Tuple[int, np.ndarray, str]]:

@@ -16,8 +16,9 @@
 
 import os
 
-from bag_helpers import (load_metrics, make_bag, run_cli, sample_folders, stamp_of,
+from bag_helpers import (fleet_bags, load_metrics, make_bag, run_cli, sample_folders, stamp_of,
                          truncate)
+from conftest import export_test_model
 import cv2
 import numpy as np
 import pytest
@@ -386,3 +387,230 @@ def test_drivable_precision_needs_confidence_and_a_valid_value(tmp_path, capsys,
         run_cli(capsys, 'evaluate', '--images', images, '--labels', labels, '--report',
                 tmp_path / 'r', '--drivable-precision', '0')
     assert stopped.value.code == 2 and 'must be a precision in (0, 1]' in capsys.readouterr().err
+
+
+# -- many bags (fleet), in process ----------------------------------------------------------------
+GOOD_BAGS = ('mcap', 'db3', 'ros1', 'dir')
+
+
+@pytest.fixture(scope='module')
+def fleet(tmp_path_factory):
+    """Small bags of mixed formats, some damaged (see bag_helpers.fleet_bags)."""
+    return fleet_bags(str(tmp_path_factory.mktemp('fleet')))
+
+
+def summed(metrics_list):
+    """Return the confusion matrix and drivable counts summed over several metrics.json."""
+    confusion = np.sum([m['segmentation']['confusion'] for m in metrics_list], axis=0)
+    drivable = {k: sum(m['drivable'][k] for m in metrics_list) for k in ('tp', 'fp', 'fn', 'tn')}
+    return confusion.tolist(), drivable
+
+
+def test_many_bags_in_process_sum_the_single_bag_runs(capsys, tmp_path, labels_model, fleet):
+    singles = {}
+    for key in GOOD_BAGS + ('truncated',):
+        code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--bag', fleet[key],
+                               '--report', tmp_path / key)
+        assert code == (1 if key == 'truncated' else 0), err
+        singles[key] = load_metrics(tmp_path / key)
+    listing = tmp_path / 'bags.txt'
+    order = ('db3', 'ros1', 'dir', 'truncated', 'corrupt', 'no_gt')
+    listing.write_text('# the drives of the week\n\n' + '\n'.join(
+        os.path.relpath(fleet[k], tmp_path) for k in order) + '\n')
+    code, out, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--bag', fleet['mcap'],
+                             '--bags', listing, '--report', tmp_path / 'fleet')
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert '2 of 7 bags could not be scored fully' in err and 'drive_d.bag' in err
+    metrics = load_metrics(tmp_path / 'fleet')
+    confusion, drivable = summed(singles.values())
+    assert metrics['segmentation']['confusion'] == confusion
+    assert {k: metrics['drivable'][k] for k in drivable} == drivable
+    assert metrics['complete'] is False and metrics['interrupted'] is False
+    evaluated = sum(m['frames']['evaluated'] for m in singles.values())
+    assert metrics['frames']['evaluated'] == evaluated
+    expected_frames = [dict(f, bag=fleet[k]) for k in GOOD_BAGS + ('truncated',)
+                       for f in singles[k]['per_frame']]
+    assert metrics['per_frame'] == expected_frames
+    rows = {row['bag']: row for row in metrics['bags']}
+    assert [row['bag'] for row in metrics['bags']] == [fleet[k] for k in ('mcap',) + order]
+    for key in GOOD_BAGS:
+        row = rows[fleet[key]]
+        assert row['status'] == 'ok' and row['error'] is None
+        assert row['miou'] == singles[key]['segmentation']['miou']
+        assert row['road_iou'] == singles[key]['segmentation']['iou']['Road']
+        assert row['drivable_precision'] == singles[key]['drivable']['precision']
+        assert row['frames']['evaluated'] == singles[key]['frames']['evaluated']
+        assert row['latency_ms']['p50'] > 0
+    damaged = rows[fleet['truncated']]
+    assert damaged['status'] == 'damaged' and 'truncated' in damaged['error']
+    assert damaged['frames']['evaluated'] == singles['truncated']['frames']['evaluated'] > 0
+    corrupt = rows[fleet['corrupt']]
+    assert corrupt['status'] == 'unreadable' and 'cannot open bag' in corrupt['error']
+    skipped = rows[fleet['no_gt']]
+    assert skipped['status'] == 'skipped' and "'/camera/labels_gt' not found" in skipped['error']
+    assert metrics['fleet']['runner'] == 'in-process' and metrics['fleet']['retries'] == 0
+    assert metrics['fleet']['bags'] == {'total': 7, 'ok': 4, 'damaged': 1, 'unreadable': 1,
+                                        'skipped': 1}
+    # drive_a_0.mcap and drive_a_1.db3 are one sequence (a recording split in two files)
+    sequences = {row['sequence']: row for row in metrics['sequences']}
+    assert sorted(sequences) == ['drive_a', 'drive_b', 'drive_c', 'drive_d']
+    drive_a = ConfusionMatrix(11)
+    for key in ('mcap', 'db3'):
+        drive_a._counts[:, :11] += np.asarray(singles[key]['segmentation']['confusion'])
+    assert sequences['drive_a']['miou'] == pytest.approx(drive_a.miou())
+    assert sequences['drive_a']['bags'] == 2 and sequences['drive_a']['frames']['evaluated'] == 6
+    worst = metrics['worst_frames']
+    ranked = sorted(expected_frames, key=lambda f: f['miou'])
+    assert [(w['bag'], w['stamp_ns']) for w in worst] == [
+        (f['bag'], f['stamp_ns']) for f in ranked[:len(worst)]]
+    assert len(worst) == min(10, len(ranked))
+    assert [(s['bag'], s['name']) for s in metrics['strip']['worst']] == [
+        (w['bag'], w['name']) for w in worst[:3]]  # the report's picture strip, with its bags
+    markdown = (tmp_path / 'fleet' / 'report.md').read_text()
+    for fragment in ('## Per-bag', '## Per-sequence', '## Worst frames', 'drive_f.mcap',
+                     'unreadable', 'skipped', 'INCOMPLETE', 'Road IoU'):
+        assert fragment in markdown, fragment
+    html = (tmp_path / 'fleet' / 'report.html').read_text()
+    assert 'Per-bag' in html and 'drive_d.bag' in html
+    assert 'evaluate INCOMPLETE' in out and '7 bags' in out
+
+
+def test_bag_lists_and_globs_fail_before_any_work(capsys, tmp_path, fleet):
+    """Bad lists are refused before the model loads (the model path here does not exist)."""
+    listing = tmp_path / 'bags.txt'
+    listing.write_text(f'{fleet["mcap"]}\nmissing_1.mcap\n{tmp_path}/missing_2.db3\n')
+    cases = [
+        (['--bags', listing], 1, '2 of 3 bags not found: missing_1.mcap'),
+        (['--bags', str(tmp_path / 'nothing' / '*.mcap')], 1, 'matches no bag'),
+        (['--bags', tmp_path / 'no_list.txt'], 1, 'no such file'),
+        (['--bag', tmp_path / 'gone.mcap'], 1, 'gone.mcap: bag not found'),
+        (['--bag', fleet['mcap'], '--bags', fleet['mcap']], 2, 'is a bag, not a list'),
+        (['--bag', fleet['mcap'], '--bag', fleet['mcap']], 2, 'given twice'),
+        (['--images', 'i', '--labels', 'l', '--ray'], 2, '--ray scores bags'),
+        (['--bag', fleet['mcap'], '--ray-gpus', '1'], 2, '--ray-gpus goes with --ray'),
+        (['--bag', fleet['mcap'], '--fail-if-worse', '1'], 2, 'two --model'),
+        (['--bag', fleet['mcap'], '--model', 'a', '--model', 'b', '--model', 'c'], 2,
+         'at most two'),
+        (['--predictions', fleet['mcap'], '--bag', fleet['mcap'], '--bag', fleet['db3']], 2,
+         'one ground-truth --bag'),
+    ]
+    for options, expected, fragment in cases:
+        model = [] if '--model' in options else ['--model', tmp_path / 'no_model.onnx']
+        code, _, err = run_cli(capsys, 'evaluate', *model, '--report', tmp_path / 'r',
+                               *options)
+        assert code == expected and fragment in err, (options, err)
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_two_models_in_one_pass_compare_side_by_side(capsys, tmp_path, labels_model, fleet,
+                                                     monkeypatch):
+    other = export_test_model(tmp_path / 'other.onnx', seed=3)
+    pattern = os.path.join(os.path.dirname(fleet['mcap']), 'drive_a_*')  # mcap + db3
+    singles = []
+    for index, model in enumerate((labels_model, other)):
+        code, _, err = run_cli(capsys, 'evaluate', '--model', model, '--bags', pattern,
+                               '--report', tmp_path / f'single_{index}')
+        assert code == 0, err
+        singles.append(load_metrics(tmp_path / f'single_{index}'))
+    delta = 100 * (singles[1]['segmentation']['miou'] - singles[0]['segmentation']['miou'])
+    first, second = (labels_model, other) if delta < 0 else (other, labels_model)
+    a, b = singles if delta < 0 else singles[::-1]
+    worse = abs(delta)  # B is this many points below A
+    decoded = []
+    original = framesio.decode
+    monkeypatch.setattr(framesio, 'decode', lambda job: decoded.append(job) or original(job))
+    code, out, err = run_cli(capsys, 'evaluate', '--model', first, '--model', second, '--bags',
+                             pattern, '--report', tmp_path / 'ab')
+    assert code == 0, err
+    assert len(decoded) == 6  # every frame read and decoded once for both models
+    metrics = load_metrics(tmp_path / 'ab')
+    assert metrics['segmentation'] == a['segmentation']
+    assert metrics['candidate']['segmentation'] == b['segmentation']
+    assert metrics['candidate']['drivable'] == b['drivable']
+    comparison = metrics['comparison']
+    assert comparison['miou_delta_points'] == pytest.approx(-worse)
+    for name, value in comparison['per_class_delta'].items():
+        if value is not None:
+            assert value == pytest.approx(b['segmentation']['iou'][name]
+                                          - a['segmentation']['iou'][name])
+    folder = os.path.dirname(fleet['mcap'])
+    assert [row['bag'] for row in comparison['per_bag']] == [
+        os.path.join(folder, 'drive_a_0.mcap'), os.path.join(folder, 'drive_a_1.db3')]
+    frames = comparison['most_worse_frames']
+    assert frames and all(f['delta'] < 0 for f in frames)
+    assert [f['delta'] for f in frames] == sorted(f['delta'] for f in frames)
+    by_frame = {(f['bag'], f['name']): f['miou'] for f in a['per_frame']}
+    assert frames[0]['miou_a'] == by_frame[(frames[0]['bag'], frames[0]['name'])]
+    markdown = (tmp_path / 'ab' / 'report.md').read_text()
+    for fragment in ('## Comparison', '## Per-class IoU delta', '## Per-bag delta',
+                     '## Frames where B is most worse than A'):
+        assert fragment in markdown, fragment
+    assert f'B - A {-worse:+.2f} points' in out
+    # CI gate: exit 1 when B is more than POINTS below A
+    code, _, err = run_cli(capsys, 'evaluate', '--model', first, '--model', second, '--bags',
+                           pattern, '--report', tmp_path / 'gate', '--fail-if-worse',
+                           f'{worse / 2:.6f}')
+    assert code == 1 and 'points below' in err and len(err.strip().splitlines()) == 1, err
+    assert load_metrics(tmp_path / 'gate')['comparison']['failed'] is True
+    code, _, err = run_cli(capsys, 'evaluate', '--model', first, '--model', second, '--bags',
+                           pattern, '--report', tmp_path / 'gate', '--fail-if-worse',
+                           f'{worse * 2 + 0.01:.6f}')
+    assert code == 0, err
+
+
+def test_two_models_with_different_class_tables_need_a_map(capsys, tmp_path, labels_model,
+                                                           fleet, monkeypatch):
+    import shutil
+
+    from seg_perception.core.spec import ModelSpec
+
+    cityscapes = load_class_table('cityscapes')
+    model = tmp_path / 'cityscapes_model.onnx'
+    shutil.copy(labels_model, model)
+    spec = Segmenter(labels_model).spec.to_dict()
+    spec.update(classes=[{'id': c.id, 'name': c.name, 'color': list(c.color)}
+                         for c in cityscapes.classes], dataset='cityscapes',
+                drivable_classes=['road'])
+    ModelSpec.from_dict(spec).save_yaml(str(tmp_path / 'cityscapes_model.yaml'))
+    decoded = []
+    monkeypatch.setattr(framesio, 'decode', lambda job: decoded.append(job))
+    code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--model', model,
+                           '--bag', fleet['mcap'], '--report', tmp_path / 'r')
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert 'different class tables' in err and '--classes' in err and not decoded
+    monkeypatch.undo()
+    # with the map, model B is mapped onto the ground truth (= model A's classes)
+    code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--model', model,
+                           '--bag', fleet['mcap'], '--classes', 'cityscapes_to_camvid',
+                           '--report', tmp_path / 'mapped')
+    assert code == 0, err
+    metrics = load_metrics(tmp_path / 'mapped')
+    code, _, err = run_cli(capsys, 'evaluate', '--model', model, '--bag', fleet['mcap'],
+                           '--classes', 'cityscapes_to_camvid', '--report', tmp_path / 'alone')
+    assert code == 0, err
+    alone = load_metrics(tmp_path / 'alone')
+    assert metrics['candidate']['segmentation'] == alone['segmentation']
+    assert metrics['segmentation']['class_names'] == alone['segmentation']['class_names']
+
+
+def test_ctrl_c_writes_a_partial_report_marked_incomplete(capsys, tmp_path, labels_model,
+                                                          fleet, monkeypatch):
+    calls = []
+    original = Segmenter.process
+
+    def process(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the first frame of the second bag
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, 'process', process)
+    code, _, err = run_cli(capsys, 'evaluate', '--model', labels_model, '--bag', fleet['mcap'],
+                           '--bag', fleet['db3'], '--bag', fleet['ros1'], '--report',
+                           tmp_path / 'r')
+    assert code == 130 and 'interrupted' in err
+    metrics = load_metrics(tmp_path / 'r')
+    assert metrics['complete'] is False and metrics['interrupted'] is True
+    assert [row['status'] for row in metrics['bags']] == ['ok', 'interrupted', 'not run']
+    assert metrics['frames']['evaluated'] == 3
+    assert 'INCOMPLETE' in (tmp_path / 'r' / 'report.md').read_text()

@@ -202,9 +202,10 @@ def test_yaml_defaults_are_the_core_drivable_defaults():
 def test_bundled_model_publishes_confidence_and_gates_the_drivable_mask(camvid_samples,
                                                                         tmp_path):
     """
-    The bundled model ships with its confidence fused: ~/confidence has the input's size and
-    header, and drivable.min_confidence, set at run time, gates the next frame's mask exactly
-    as the core does.
+    The bundled model's fused confidence reaches ~/confidence and gates the drivable mask.
+
+    ~/confidence has the input's size and header; drivable.min_confidence, set at run time,
+    gates the next frame's mask exactly as the core does.
     """
     from seg_perception.core import Segmenter
     from seg_perception.core.drivable import DrivableConfig

@@ -42,10 +42,21 @@ from seg_perception.tools.argtypes import non_negative_int
 PERCENTILES = (50, 95, 99)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """Declare --model and the Segmenter options (defaults are the Segmenter's own)."""
-    parser.add_argument('--model', required=required, metavar='M',
-                        help='ONNX model or TensorRT engine (default: the bundled model)')
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = False,
+                        repeat: bool = False) -> None:
+    """
+    Declare --model and the Segmenter options (defaults are the Segmenter's own).
+
+    ``repeat`` lets ``--model`` be given more than once (a list, e.g. evaluate's A/B run).
+    """
+    if repeat:
+        parser.add_argument('--model', required=required, metavar='M', action='append',
+                            help='ONNX model or TensorRT engine (default: the bundled model); '
+                                 'give it twice (--model A --model B) to compare two models '
+                                 'in one pass over the data')
+    else:
+        parser.add_argument('--model', required=required, metavar='M',
+                            help='ONNX model or TensorRT engine (default: the bundled model)')
     parser.add_argument('--backend', default='auto', choices=BACKEND_CHOICES,
                         help='inference backend (default %(default)s)')
     parser.add_argument('--device', default='', help='e.g. cpu or cuda:0 (default: backend)')
@@ -66,21 +77,27 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
                                           '0 = everything on the main thread)')
 
 
-def load_segmenter(args: argparse.Namespace) -> Any:
-    """Create the core Segmenter from the parsed model options."""
-    return Segmenter(model_path=args.model or None, backend=args.backend, device=args.device,
+UNSET: Any = object()
+
+
+def load_segmenter(args: argparse.Namespace, model: Optional[str] = UNSET) -> Any:
+    """Create the core Segmenter from the parsed model options (``model``: not args.model)."""
+    model = args.model if model is UNSET else model
+    return Segmenter(model_path=model or None, backend=args.backend, device=args.device,
                      precision=args.precision, num_threads=args.threads,
                      trust_code=args.trust_model_code)
 
 
-def model_description(segmenter: Any, args: argparse.Namespace) -> Dict[str, Any]:
-    """Return what the reports say about the model."""
+def model_description(segmenter: Any, args: argparse.Namespace,
+                      model: Optional[str] = UNSET) -> Dict[str, Any]:
+    """Return what the reports say about the model (``model``: not args.model)."""
+    model = args.model if model is UNSET else model
     described: Dict[str, Any] = {}
     describe = getattr(segmenter, 'describe', None)
     if callable(describe):
         described = {k: v for k, v in describe().items()
                      if isinstance(v, (str, int, float, bool, type(None)))}
-    described.setdefault('model_path', args.model or '(bundled default)')
+    described.setdefault('model_path', model or '(bundled default)')
     return {'path': described.get('model_path'), 'summary': segmenter.spec.summary(),
             'backend': described.get('backend', args.backend), 'details': described}
 
@@ -103,6 +120,14 @@ class Timing:
     def frames(self) -> int:
         """Return the number of segmented frames."""
         return len(self.model_ms)
+
+    def merge(self, other: 'Timing') -> 'Timing':
+        """Append another run's samples and add its wall time (a fleet of units); return self."""
+        for stage, values in other.stages.items():
+            self.stages.setdefault(stage, []).extend(values)
+        self.model_ms.extend(other.model_ms)
+        self.wall_s += other.wall_s
+        return self
 
     def latency(self) -> Dict[str, Dict[str, float]]:
         """Return p50/p95/p99/mean per stage, ``segmenter`` being the whole process() call."""
@@ -155,6 +180,14 @@ class SkipCounter:
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.examples.setdefault(reason, message)
 
+    def merge(self, other: 'SkipCounter') -> 'SkipCounter':
+        """Add another counter's counts (the earlier example of a reason stays); return self."""
+        for reason, count in other.counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + count
+        for reason, message in other.examples.items():
+            self.examples.setdefault(reason, message)
+        return self
+
     @property
     def total(self) -> int:
         """Return the number of skipped frames."""
@@ -168,8 +201,8 @@ class SkipCounter:
 def run_loop(jobs: Iterable[frames_module.FrameJob], segment: Callable[[Any], Any],
              handle: Callable[[frames_module.Frame, Any], Any],
              collect: Callable[[Any], None], skips: SkipCounter, timing: Timing,
-             workers: int, total: Optional[int] = None, desc: str = 'frames'
-             ) -> Optional[DataError]:
+             workers: int, total: Optional[int] = None, desc: str = 'frames',
+             show_progress: bool = True) -> Optional[DataError]:
     """
     Decode jobs in a pool, segment each frame here, hand (frame, result) to a write pool.
 
@@ -177,7 +210,8 @@ def run_loop(jobs: Iterable[frames_module.FrameJob], segment: Callable[[Any], An
     model time. ``handle(frame, result)`` runs in the write pool and its return value goes to
     ``collect`` on this thread, in frame order. ``segment`` may return None to skip the frame
     silently (already counted). Sets ``timing.wall_s``. Returns the bag read error that ended
-    the input early, if any, after everything read before it was written.
+    the input early, if any, after everything read before it was written. ``show_progress``
+    False hides the per-frame progress bar (a caller that shows one per work unit).
     """
     timing_start = time.perf_counter()
     decoded = frames_module.ordered_map(frames_module.decode, jobs, workers)
@@ -185,7 +219,8 @@ def run_loop(jobs: Iterable[frames_module.FrameJob], segment: Callable[[Any], An
     depth = 2 * max(1, workers)
     source_error: Optional[DataError] = None
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix='write')
-    progress = tqdm(total=total, desc=desc, unit='frame', disable=None, leave=False)
+    progress = tqdm(total=total, desc=desc, unit='frame', disable=None if show_progress else True,
+                    leave=False)
     try:
         try:
             for frame in decoded:
@@ -228,3 +263,30 @@ def timed_segment(segmenter: Any, timing: Timing, **options: Any) -> Callable[[A
         timing.add(dict(getattr(result, 'timings', {}) or {}), elapsed_ms)
         return result
     return segment
+
+
+class UnitProgress:
+    """
+    A progress bar over work units (bags) with the frames/s so far and tqdm's ETA.
+
+    ``advance(frames)`` counts one finished unit and the frames it scored.
+    """
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.frames = 0
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=total, desc=desc, unit='bag', disable=None, leave=False,
+                        dynamic_ncols=True)
+
+    def advance(self, frames: int) -> None:
+        """Count one finished unit that scored ``frames`` frames."""
+        self.frames += frames
+        elapsed = time.perf_counter() - self.started
+        self.bar.set_postfix_str(f'{self.frames} frames, '
+                                 f'{self.frames / elapsed if elapsed else 0.0:.1f} frames/s',
+                                 refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self.bar.close()

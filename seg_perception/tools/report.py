@@ -54,6 +54,7 @@ class Thumbnail:
     score: float
     prediction: np.ndarray  # RGB overlay of the prediction on the image (or its colors)
     ground_truth: np.ndarray  # RGB colors of the ground truth
+    bag: str = ''  # the bag of the frame (fleet runs)
 
 
 def json_safe(value: Any) -> Any:
@@ -153,7 +154,9 @@ def figure_strip(worst: Sequence[Thumbnail], best: Sequence[Thumbnail]) -> Optio
     for (group, thumb), (left, right) in zip(rows, axes):
         left.imshow(thumb.prediction)
         right.imshow(thumb.ground_truth)
-        left.set_title(f'{group}: {thumb.name}  mIoU {_number(thumb.score, 3)}', fontsize=8)
+        where = f'{os.path.basename(os.path.normpath(thumb.bag))} ' if thumb.bag else ''
+        left.set_title(f'{group}: {where}{thumb.name}  mIoU {_number(thumb.score, 3)}',
+                       fontsize=8)
         right.set_title('ground truth', fontsize=8)
         for axis in (left, right):
             axis.axis('off')
@@ -244,21 +247,128 @@ def _rows(metrics: Dict[str, Any]) -> Dict[str, List[List[str]]]:
         operating.append([f'{chosen["threshold"]} (reaches precision '
                           f'{points["requested_precision"]:g})', _number(chosen['precision']),
                           _number(chosen['recall'])])
-    return {'summary': summary, 'classes': classes, 'operating': operating, 'skipped': skipped,
-            'latency': latency}
+    tables = {'summary': summary, **_comparison_rows(metrics), 'classes': classes}
+    tables.update(_fleet_rows(metrics))
+    tables.update({'operating': operating, 'skipped': skipped, 'latency': latency,
+                   'run': _run_rows(metrics)})
+    return tables
+
+
+def _cell(text: Any, limit: int = 240) -> str:
+    """Return text for a table cell: one line, at most ``limit`` characters, no '|'."""
+    text = ' '.join(str(text if text is not None else '').split()).replace('|', '/')
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _scores(row: Dict[str, Any]) -> List[str]:
+    frames = row.get('frames') or {}
+    latency = row.get('latency_ms') or {}
+    return [str(frames.get('evaluated', 0)), _number(row.get('miou')),
+            _number(row.get('road_iou')), _number(row.get('drivable_precision')),
+            _number(row.get('drivable_recall')), _number(latency.get('p50'), 2)]
+
+
+def _fleet_rows(metrics: Dict[str, Any]) -> Dict[str, List[List[str]]]:
+    """Return the per-bag, per-sequence and worst-frames tables of a run over bags."""
+    bags = [[_cell(row['bag'], 120), row['status'], *_scores(row),
+             str(row.get('attempts', 1)), _cell(_without_bag(row))]
+            for row in metrics.get('bags') or []]
+    sequences = [[_cell(row['sequence'], 120), str(row['bags']), *_scores(row)]
+                 for row in metrics.get('sequences') or []]
+    worst = [[_cell(frame.get('bag', ''), 120), str(frame.get('name', '')),
+              _number(frame.get('miou'))] for frame in metrics.get('worst_frames') or []]
+    return {'bags': bags, 'sequences': sequences, 'worst': worst}
+
+
+def _without_bag(row: Dict[str, Any]) -> str:
+    """Return a bag row's error without the bag path it starts with (the row names it)."""
+    error = row.get('error') or ''
+    prefix = f'{row["bag"]}: '
+    return error[len(prefix):] if error.startswith(prefix) else error
+
+
+def _comparison_rows(metrics: Dict[str, Any]) -> Dict[str, List[List[str]]]:
+    """Return the A/B tables: side by side, per-class, per-bag and per-frame deltas."""
+    comparison = metrics.get('comparison')
+    candidate = metrics.get('candidate')
+    if not comparison or not candidate:
+        return {}
+
+    def side(scores: Dict[str, Any]) -> List[Optional[float]]:
+        seg, drivable = scores.get('segmentation', {}), scores.get('drivable') or {}
+        throughput = scores.get('throughput') or {}
+        return [seg.get('miou'), seg.get('pixel_accuracy'), drivable.get('iou'),
+                drivable.get('precision'), drivable.get('recall'),
+                throughput.get('segmenter_ms_per_frame')]
+
+    names = ['mIoU', 'pixel accuracy', 'drivable IoU', 'drivable precision', 'drivable recall',
+             'segmenter ms/frame']
+    side_by_side = [['model', _cell(comparison['a'], 120), _cell(comparison['b'], 120), '']]
+    for name, a, b in zip(names, side(metrics), side(candidate)):
+        delta = b - a if a is not None and b is not None else None
+        side_by_side.append([name, _number(a), _number(b),
+                             'n/a' if delta is None else f'{delta:+.4f}'])
+    iou_a = metrics.get('segmentation', {}).get('iou', {})
+    iou_b = candidate.get('segmentation', {}).get('iou', {})
+    classes = [[name, _number(iou_a.get(name)), _number(iou_b.get(name)),
+                'n/a' if value is None else f'{value:+.4f}']
+               for name, value in comparison.get('per_class_delta', {}).items()]
+    bags = [[_cell(row['bag'], 120), _number(row['miou_a']), _number(row['miou_b']),
+             'n/a' if row['delta'] is None else f'{row["delta"]:+.4f}']
+            for row in comparison.get('per_bag', [])]
+    worse = [[_cell(f.get('bag', ''), 120), str(f['name']), _number(f['miou_a']),
+              _number(f['miou_b']), f'{f["delta"]:+.4f}']
+             for f in comparison.get('most_worse_frames', [])]
+    return {'comparison': side_by_side, 'class_delta': classes, 'bag_delta': bags,
+            'frames_worse': worse}
+
+
+def _run_rows(metrics: Dict[str, Any]) -> List[List[str]]:
+    """Return the facts of a run over bags: where it ran, workers, retries, times."""
+    info = metrics.get('fleet')
+    if not info:
+        return []
+    counts = dict(info.get('bags') or {})
+    total = counts.pop('total', 0)
+    rows = [['runner', str(info.get('runner'))]]
+    if info.get('address'):
+        rows.append(['ray address', str(info['address'])])
+    rows += [['workers', str(info.get('workers'))], ['retries', str(info.get('retries', 0))],
+             ['bags', f'{total} (' + ', '.join(f'{v} {k}' for k, v in counts.items()) + ')']]
+    for key, label in (('startup_s', 'startup s (models, workers)'),
+                       ('scoring_s', 'scoring s'), ('merge_s', 'merge s'),
+                       ('frames_per_second', 'frames/s')):
+        if info.get(key) is not None:
+            rows.append([label, _number(info[key], 2)])
+    return rows
 
 
 HEADERS = {
     'summary': ['metric', 'value'],
+    'comparison': ['metric', 'A', 'B', 'B - A'],
     'classes': ['class', 'IoU', 'GT pixels'],
+    'class_delta': ['class', 'IoU A', 'IoU B', 'B - A'],
+    'bags': ['bag', 'status', 'frames', 'mIoU', 'Road IoU', 'drivable precision',
+             'drivable recall', 'segmenter p50 ms', 'attempts', 'what is wrong'],
+    'sequences': ['sequence', 'bags', 'frames', 'mIoU', 'Road IoU', 'drivable precision',
+                  'drivable recall', 'segmenter p50 ms'],
+    'worst': ['bag', 'frame (stamp ns)', 'mIoU'],
+    'bag_delta': ['bag', 'mIoU A', 'mIoU B', 'B - A'],
+    'frames_worse': ['bag', 'frame (stamp ns)', 'mIoU A', 'mIoU B', 'B - A'],
     'operating': ['confidence threshold', 'drivable precision', 'drivable recall'],
     'skipped': ['skip reason', 'frames'],
     'latency': ['stage', 'p50 ms', 'p95 ms', 'p99 ms', 'mean ms'],
+    'run': ['run', 'value'],
 }
-TITLES = {'summary': 'Summary', 'classes': 'Per-class IoU',
+TITLES = {'summary': 'Summary', 'comparison': 'Comparison of model A and model B',
+          'classes': 'Per-class IoU', 'class_delta': 'Per-class IoU delta (B - A)',
+          'bags': 'Per-bag results', 'sequences': 'Per-sequence results',
+          'worst': 'Worst frames across all bags',
+          'bag_delta': 'Per-bag delta (mIoU, B - A)',
+          'frames_worse': 'Frames where B is most worse than A',
           'operating': 'Drivable operating points (drivable.min_confidence)',
           'skipped': 'Skipped frames',
-          'latency': 'Latency per stage'}
+          'latency': 'Latency per stage', 'run': 'Run'}
 
 
 def render_markdown(metrics: Dict[str, Any]) -> str:
