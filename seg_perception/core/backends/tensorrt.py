@@ -126,7 +126,9 @@ class TensorRTBackend(Backend):
                                  for d in engine.get_tensor_shape(self.input_name))
         self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name))).name
         self.provider = f'TensorRT {trt.__version__} (GPU {index})'
-        self.precision = precision
+        # what the engine was built with (diagnostics show it): int8 for a QDQ model, fp16 when
+        # FP16 kernels were allowed, else fp32
+        self.precision = self.build_info.get('precision_built', precision)
         self._stream = self._check(self._cudart.cudaStreamCreate(), 'create a CUDA stream')[0]
         self._allocated: Dict[str, Tuple[Tuple[int, ...], Any]] = {}
 
