@@ -285,3 +285,25 @@ def test_fused_labels_and_confidence_equal_the_logits_path(lraspp_model, frames,
             # an untrained model: at least 1/11 everywhere, and not one constant value
             assert want.confidence.min() >= 255 // 11 and np.ptp(want.confidence) > 5
             assert segmenter.process(frame).confidence is None  # only when asked
+
+
+def test_half_export_computes_in_fp16_and_keeps_the_labels(lraspp_model, frames, tmp_path):
+    """--half: fp16 weights inside, the same uint8 input and labels outside (for TensorRT 11)."""
+    from seg_perception.core import Segmenter
+    spec = make_spec('lraspp', input_dtype='uint8', input_layout='nhwc', output_kind='labels')
+    full, half = str(tmp_path / 'fp32.onnx'), str(tmp_path / 'fp16.onnx')
+    export_model(lraspp_model, spec, full)
+    summary = export_model(lraspp_model, spec, half, half=True)
+    assert summary.precision == 'fp16' and 'fp16' in summary.line()
+    graph = onnx.load(half).graph
+    kinds = {onnx.TensorProto.DataType.Name(t.data_type) for t in graph.initializer
+             if len(t.dims) == 4 and not t.name.startswith('seg_perception_')}  # conv weights
+    assert kinds == {'FLOAT16'}
+    assert [i.type.tensor_type.elem_type for i in graph.input] == [onnx.TensorProto.UINT8]
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    with Segmenter(full) as reference, Segmenter(half) as segmenter:
+        for frame in frames[:3]:
+            assert np.mean(segmenter.process(frame).labels ==
+                           reference.process(frame).labels) >= 0.99
+    with pytest.raises(ExportError, match='exclude each other'):
+        export_model(lraspp_model, spec, half, half=True, quantizer=lambda core, s: (core, {}))

@@ -243,7 +243,7 @@ def simplify_graph(proto):
 
 def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_OPSET,
                  dynamic: bool = False, simplify: bool = True, count_flops: bool = False,
-                 quantizer: Optional[Callable] = None) -> ExportSummary:
+                 quantizer: Optional[Callable] = None, half: bool = False) -> ExportSummary:
     """
     Export ``model`` as the graph ``spec`` describes and write it atomically to ``out_path``.
 
@@ -252,7 +252,9 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     and normalizes inside; with float32 it takes normalized input in that layout and channel
     order. With ``spec.output_kind == 'labels'`` it returns an N x H x W uint8 label map.
     ``quantizer`` (see :func:`seg_perception.models.quantize.make_quantizer`) turns the float
-    core graph into INT8 QDQ and reports the label agreement with the fp32 model.
+    core graph into INT8 QDQ and reports the label agreement with the fp32 model. ``half``
+    stores and computes the core graph in fp16 (its float32 input and logits kept, so the fused
+    adapters are unchanged): what TensorRT 11, which has no FP16 builder flag, builds as fp16.
     """
     import onnx
 
@@ -262,8 +264,12 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     gflops, used = probe_model(model, spec, count_flops)
     core = export_core(model, spec, opset, dynamic, simplify)
     summary_extra = {}
+    if quantizer is not None and half:
+        raise ExportError(f'{out_path}: --half and --quantize int8 exclude each other')
     if quantizer is not None:
         core, summary_extra = quantizer(core, spec)
+    if half:
+        core = to_float16(core)
     graph = wrap_graph(core, spec, dynamic)
     if simplify and quantizer is None:
         graph = simplify_graph(graph)
@@ -277,7 +283,8 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     return ExportSummary(path=out_path, spec=spec, params=used,
                          file_bytes=file_bytes, opset=opset_of(graph),
                          seconds=time.monotonic() - started, gflops=gflops,
-                         precision='int8' if quantizer is not None else 'fp32',
+                         precision='int8' if quantizer is not None else
+                         'fp16' if half else 'fp32',
                          **summary_extra)
 
 
@@ -290,6 +297,15 @@ def add_metadata(proto, spec: ModelSpec) -> None:
     proto.producer_name = PRODUCER_NAME
     proto.producer_version = package_version()
     proto.doc_string = spec.summary()
+
+
+def to_float16(core):
+    """Return the core graph with fp16 weights and compute; its float32 input/output stay."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # it warns about values clipped to the fp16 range
+        return convert_float_to_float16(core, keep_io_types=True)
 
 
 def write_atomically(data: bytes, path: str) -> int:

@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ONNX opset (default %(default)s; graphs only the dynamo exporter '
                              'can express get at least 18)')
     parser.add_argument('--dynamic', action='store_true', help='dynamic batch dimension')
+    parser.add_argument('--half', action='store_true',
+                        help='fp16 weights and compute (input and outputs unchanged): the fp16 '
+                             'model TensorRT 11 needs, as it has no FP16 builder flag')
     parser.add_argument('--quantize', choices=QUANTIZE_CHOICES,
                         help='static QDQ per-channel quantization (needs --calib)')
     parser.add_argument('--calib', metavar='DIR_OR_BAG',
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError('--quantize int8 needs --calib DIR_OR_BAG (real images to calibrate on)')
     if args.calib and not args.quantize:
         raise UsageError('--calib is only used with --quantize int8')
+    if args.half and args.quantize:
+        raise UsageError('--half and --quantize int8 exclude each other')
 
     check_output_path(args.out)
     table = spec_module.load_class_table(args.classes)
@@ -112,6 +117,6 @@ def run(args: argparse.Namespace) -> int:
     print(f'seg-perception export: {arch}-{backbone} {args.height}x{args.width} -> {args.out}'
           + (f' (int8, calibrating on {args.calib})' if quantizer else ''), flush=True)
     summary = export_model(model, spec, args.out, opset=args.opset, dynamic=args.dynamic,
-                           count_flops=not args.no_flops, quantizer=quantizer)
+                           half=args.half, count_flops=not args.no_flops, quantizer=quantizer)
     print(summary.line())
     return 0

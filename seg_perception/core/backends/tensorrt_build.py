@@ -78,10 +78,10 @@ def builder_flags(version: str, fp16: bool, int8: bool) -> List[str]:
         return [name for name, wanted in (('FP16', fp16), ('INT8', int8)) if wanted]
     if fp16:
         raise BackendError(f'fp16: TensorRT {version} has no FP16 builder flag (TensorRT 11 '
-                           'builds strongly typed networks only); convert the ONNX model to FP16 '
-                           'first (NVIDIA ModelOpt: python -m modelopt.onnx.autocast '
-                           '--onnx_path MODEL.onnx) and build that without fp16, or use '
-                           'TensorRT 10')
+                           'builds strongly typed networks only); export an fp16 model '
+                           '(seg-perception export --half, or NVIDIA ModelOpt: python -m '
+                           'modelopt.onnx.autocast --onnx_path MODEL.onnx) and build that '
+                           'without fp16, or use TensorRT 10')
     return []  # the QDQ nodes of an INT8 model set its precision
 
 
@@ -97,6 +97,14 @@ def onnx_summary(path: str) -> Tuple[Dict[str, str], List[Any], set]:
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField('dim_value') else None for d in dims]
     return metadata, shape, {node.op_type for node in proto.graph.node}
+
+
+def stores_fp16(path: str) -> bool:
+    """Return True for an ONNX model whose weights are fp16 (``export --half``)."""
+    import onnx
+
+    proto = onnx.load(path, load_external_data=False)
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
 
 
 def check_precision_for_model(onnx_path: str, precision: str, ops: set) -> None:
@@ -154,8 +162,9 @@ def build_serialized_engine(trt: Any, onnx_path: str, options: BuildOptions
     if options.timing_cache:
         write_bytes(os.path.abspath(options.timing_cache),
                     bytes(memoryview(config.get_timing_cache().serialize())))
-    runs = 'int8' if 'QuantizeLinear' in onnx_summary(onnx_path)[2] else (
-        'fp16' if options.fp16 else 'fp32')
+    ops, fp16_weights = onnx_summary(onnx_path)[2], stores_fp16(onnx_path)
+    runs = 'int8' if 'QuantizeLinear' in ops else (
+        'fp16' if options.fp16 or fp16_weights else 'fp32')
     return bytes(memoryview(serialized)), {
         'tensorrt_version': trt.__version__, 'builder_flags': flags, 'precision_built': runs,
         'workspace_mib': options.workspace_mib, 'max_batch': options.max_batch}
