@@ -17,6 +17,7 @@
 import importlib.util
 import logging
 import pathlib
+import re
 import shutil
 import warnings
 
@@ -46,7 +47,7 @@ def test_registry_names_and_auto():
 def test_unknown_backend_and_options_list_the_choices(labels_model):
     with pytest.raises(BackendError, match=r"'openvino'.*auto.*onnxruntime.*tensorrt.*torch"):
         create_backend('openvino', labels_model)
-    with pytest.raises(BackendError, match=r"\['batch'\].*num_threads"):
+    with pytest.raises(BackendError, match=r"\['batch'\].*num_threads.*max_batch"):
         create_backend('onnxruntime', labels_model, batch=4)
     with pytest.raises(BackendError, match=r"precision 'fp64'.*fp16"):
         create_backend('onnxruntime', labels_model, precision='fp64')
@@ -69,6 +70,49 @@ def test_onnxruntime_backend_loads_and_logs_its_provider(labels_model, caplog):
             backend.infer(np.zeros((1, 3, 96, 128), np.float32))
     lines = [r.getMessage() for r in caplog.records if r.name == 'seg_perception']
     assert any('runs on CPUExecutionProvider' in line for line in lines), lines
+
+
+@pytest.fixture(scope='module')
+def dynamic_model(tmp_path_factory):
+    """Export the labels model with a symbolic batch dimension (export --dynamic)."""
+    if not HAVE_TORCH:
+        pytest.skip('exporting a model needs torch')
+    from conftest import export_test_model
+    return export_test_model(tmp_path_factory.mktemp('dynamic') / 'lraspp_dynamic.onnx',
+                             dynamic=True)
+
+
+def batch_warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == 'seg_perception' and 'max_batch' in r.getMessage()]
+
+
+def test_onnxruntime_max_batch_is_the_fixed_batch_or_none(labels_model, dynamic_model, caplog):
+    caplog.set_level(logging.WARNING, logger='seg_perception')
+    with create_backend('onnxruntime', labels_model) as fixed:
+        assert fixed.max_batch == 1 and fixed.describe()['max_batch'] == '1'
+    assert batch_warnings(caplog) == []
+    with create_backend('onnxruntime', labels_model, max_batch=4) as fixed:
+        assert fixed.max_batch == 1  # the file decides; the caller splits its batches
+    assert batch_warnings(caplog) == [
+        f'onnxruntime: {labels_model} takes batches of at most 1, max_batch 4 was asked for; '
+        'larger batches must be split']
+    caplog.clear()
+    with create_backend('auto', dynamic_model, max_batch=4) as dynamic:
+        assert dynamic.max_batch is None and dynamic.describe()['max_batch'] == 'any'
+        assert dynamic.input_shape == (None, 3, 96, 128)
+        assert dynamic.infer(np.zeros((4, 3, 96, 128), np.uint8)).shape == (4, 96, 128)
+    assert batch_warnings(caplog) == []
+
+
+@pytest.mark.parametrize('name', ['onnxruntime', 'tensorrt', 'torch', 'auto'])
+@pytest.mark.parametrize('value', [-1, 'x', 2.5, True, None])
+def test_a_bad_max_batch_is_refused_naming_it(labels_model, name, value):
+    if name == 'torch' and not HAVE_TORCH:
+        pytest.skip('torch is not installed')
+    with pytest.raises(BackendError, match=r'max_batch must be an integer >= 0.*got '
+                       + re.escape(repr(value))):
+        create_backend(name, labels_model, max_batch=value)
 
 
 def test_provider_chain_prefers_gpus_and_ends_on_cpu(tmp_path):
@@ -140,6 +184,27 @@ def build_engine(onnx_path, engine_path):
 
 
 @pytest.mark.gpu
+def test_tensorrt_engine_max_batch_comes_from_its_profile(dynamic_model, tmp_path, caplog):
+    from seg_perception.core.backends import tensorrt_unavailable
+    reason = tensorrt_unavailable()
+    if reason:
+        pytest.skip(f'needs TensorRT and an NVIDIA GPU ({reason})')
+    import tensorrt as trt
+
+    from seg_perception.core.backends.tensorrt_build import build_serialized_engine, BuildOptions
+    engine_path = tmp_path / 'dynamic.engine'
+    serialized, _ = build_serialized_engine(trt, dynamic_model, BuildOptions(max_batch=3))
+    engine_path.write_bytes(serialized)
+    caplog.set_level(logging.WARNING, logger='seg_perception')
+    with create_backend('tensorrt', str(engine_path), max_batch=5) as backend:
+        assert backend.max_batch == 3
+        assert backend.infer(np.zeros((3, 3, 96, 128), np.uint8)).shape == (3, 96, 128)
+    assert batch_warnings(caplog) == [
+        f'tensorrt: {engine_path} takes batches of at most 3, max_batch 5 was asked for; '
+        'larger batches must be split']
+
+
+@pytest.mark.gpu
 def test_tensorrt_engine_matches_onnxruntime(labels_model, tmp_path, camvid_samples):
     if not HAVE_TENSORRT:
         pytest.skip('needs TensorRT and an NVIDIA GPU (tensorrt is not installed here)')
@@ -195,6 +260,8 @@ def test_torch_file_with_embedded_spec_matches_onnxruntime(logits_model, tmp_pat
         embedded = ModelSpec.from_json(backend.metadata()[METADATA_KEY], str(path))
         assert embedded.to_dict() == spec.to_dict()
         assert backend.input_dtype == 'float32'
+        # torch.export fixed the example's batch of 1; a traced module takes any batch
+        assert backend.max_batch == (1 if kind == 'torch.export' else None)
         logits = backend.infer(tensor)
     assert logits.shape == expected.shape == (1, 11, 96, 128)
     assert np.abs(logits - expected).max() < 1e-3
@@ -215,8 +282,24 @@ def test_zoo_checkpoint_with_sidecar_spec_matches_onnxruntime(labels_model, tmp_
         expected = reference.process(camvid_samples[0][1]).labels
     with Segmenter(str(checkpoint), backend='auto', device='cpu') as segmenter:
         assert segmenter.backend.name == 'torch'
+        assert segmenter.backend.max_batch is None  # a rebuilt network takes any batch
         labels = segmenter.process(camvid_samples[0][1]).labels
     assert (labels == expected).mean() >= 0.99
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')
+@pytest.mark.parametrize('upper, expected', [(8, 8), (None, None)])
+def test_torch_export_max_batch_is_the_batch_dims_upper_bound(tmp_path, upper, expected):
+    import torch
+
+    batch = torch.export.Dim('batch', min=1, max=upper) if upper else torch.export.Dim('batch')
+    program = torch.export.export(torch.nn.Conv2d(3, 2, 1).eval(), (torch.zeros(2, 3, 8, 8),),
+                                  dynamic_shapes=({0: batch},))
+    path = tmp_path / 'conv.pt2'
+    torch.export.save(program, str(path))
+    with create_backend('torch', str(path), device='cpu', trust_code=True) as backend:
+        assert backend.max_batch == expected
+        assert backend.infer(np.zeros((3, 3, 8, 8), np.float32)).shape == (3, 2, 8, 8)
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason='torch is not installed')

@@ -29,7 +29,7 @@ import sys
 
 import pytest
 
-from seg_perception.core.backends.engine_cache import EngineCache, EngineKey
+from seg_perception.core.backends.engine_cache import batch_profile, EngineCache, EngineKey
 
 KEY = EngineKey(onnx_sha256='ab' * 32, tensorrt_version='10.13.0', gpu_name='NVIDIA H200',
                 compute_capability='9.0', precision='fp16', input_shape=(1, 360, 480, 3),
@@ -63,6 +63,41 @@ def test_every_key_field_changes_the_digest_and_nothing_else_does():
         digests.add(dataclasses.replace(KEY, **{name: value}).digest())
     assert len(digests) == 9
     assert dataclasses.replace(KEY).digest() == KEY.digest()
+
+
+def test_the_batch_profile_follows_max_batch_only_for_a_dynamic_batch():
+    dynamic, fixed = (None, 360, 480, 3), (1, 360, 480, 3)
+    assert batch_profile(dynamic) == batch_profile(dynamic, 1) == (1, 1, 1)
+    assert batch_profile(dynamic, 4) == (1, 4, 4)
+    assert batch_profile([None, 3, 96, 128], 6) == (1, 6, 6)  # onnx_summary gives a list
+    assert {batch_profile(fixed, n) for n in (0, 1, 4, 8)} == {(1, 1, 1)}
+
+
+def key_for(input_shape, max_batch):
+    """Return the key the TensorRT backend makes for an ONNX input and a max_batch option."""
+    fields = {name: getattr(KEY, name) for name in ('onnx_sha256', 'tensorrt_version',
+                                                    'gpu_name', 'compute_capability',
+                                                    'precision')}
+    return EngineKey.for_model(input_shape, max_batch, **fields)
+
+
+def test_another_max_batch_is_another_engine_and_the_same_one_is_a_hit(tmp_path):
+    dynamic, fixed = (None, 360, 480, 3), (1, 360, 480, 3)
+    assert len({key_for(dynamic, n).digest() for n in (1, 2, 4, 8)}) == 4
+    assert key_for(dynamic, 4).digest() == key_for(dynamic, 4).digest()
+    assert key_for(dynamic, 0).digest() == key_for(dynamic, 1).digest()  # 0: batches of 1
+    assert len({key_for(fixed, n).digest() for n in (0, 1, 4)}) == 1  # the file decides
+    cache, builds = EngineCache(str(tmp_path)), []
+
+    def build(size):
+        return lambda: builds.append(size) or (b'engine for %d' % size, {'max_batch': size})
+
+    first, built = cache.get_or_build('model', key_for(dynamic, 4), build(4))
+    again, rebuilt = cache.get_or_build('model', key_for(dynamic, 4), build(4))
+    other, other_built = cache.get_or_build('model', key_for(dynamic, 8), build(8))
+    assert (built, rebuilt, other_built, builds) == (True, False, True, [4, 8])
+    assert again.engine_path == first.engine_path != other.engine_path
+    assert again.info['key']['batch_profile'] == [1, 4, 4] and again.info['max_batch'] == 4
 
 
 def test_the_same_key_gives_the_same_digest_in_another_process():
@@ -173,3 +208,25 @@ def test_tensorrt_builds_the_bundled_onnx_once_and_matches_onnxruntime(precision
     assert min(agreement) >= 0.99, agreement
     with Segmenter(path, **options) as second:  # a second start finds the engine
         assert second.backend.build_info['built_now'] is False
+
+
+@pytest.mark.gpu
+def test_tensorrt_builds_a_dynamic_onnx_for_max_batch_and_caches_per_max_batch(tmp_path):
+    from seg_perception.core.backends import create_backend, tensorrt_unavailable
+    reason = tensorrt_unavailable()
+    if reason:
+        pytest.skip(f'needs TensorRT and an NVIDIA GPU ({reason})')
+    import numpy as np
+
+    from conftest import export_test_model
+    model = export_test_model(tmp_path / 'dynamic.onnx', dynamic=True)
+    options = dict(engine_cache_dir=str(tmp_path / 'engines'))
+    with create_backend('tensorrt', model, max_batch=4, **options) as first:
+        assert first.max_batch == 4 and first.build_info['built_now'] is True
+        assert first.build_info['key']['batch_profile'] == [1, 4, 4]
+        assert first.infer(np.zeros((4, 3, 96, 128), np.uint8)).shape == (4, 96, 128)
+        assert first.infer(np.zeros((1, 3, 96, 128), np.uint8)).shape == (1, 96, 128)
+    with create_backend('tensorrt', model, max_batch=4, **options) as again:
+        assert again.max_batch == 4 and again.build_info['built_now'] is False
+    with create_backend('tensorrt', model, max_batch=2, **options) as other:
+        assert other.max_batch == 2 and other.build_info['built_now'] is True

@@ -15,14 +15,17 @@
 """
 The launch file, the parameter file and the node's declared parameters cannot drift apart.
 
-launch_ros is not installable from PyPI, so the launch file is parsed (ast), not executed; where
-launch_ros is importable a real launch runs the node. The node's declared parameters are read
-from a running node process (autostart off: no model needed) through its parameter services.
+launch_ros is not installable from PyPI, so the launch file is parsed (ast), not executed; its
+pure functions (argument checks, remappings) are compiled alone from its source and called, with
+nothing faked. Where launch_ros is importable a real launch runs the node. The node's declared
+parameters are read from a running node process (autostart off: no model needed) through its
+parameter services.
 """
 
 import ast
 import importlib.util
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -34,8 +37,10 @@ from seg_perception.ros.parameters import CLASS_PARAMETERS, load_defaults, PARAM
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(REPO, 'launch', 'segment.launch.py')
 DEFAULTS_FILE = os.path.join(REPO, 'config', 'segmentation.yaml')
-REQUIRED_ARGUMENTS = {'model_path', 'image_topic', 'camera_info_topic', 'input_transport',
-                      'params_file', 'namespace', 'use_rviz', 'log_level'}
+REQUIRED_ARGUMENTS = {'model_path', 'image_topic', 'camera_info_topic', 'cameras', 'image_topics',
+                      'input_transport', 'params_file', 'namespace', 'use_rviz', 'log_level'}
+# The launch file's functions that need neither launch nor launch_ros (called by these tests).
+PURE_FUNCTIONS = ('camera_info_beside', 'split_list', 'camera_remappings')
 
 apply_profile()  # before any rclpy.init in this process
 
@@ -54,6 +59,23 @@ def launch_constants() -> dict:
     return constants
 
 
+def launch_functions() -> dict:
+    """
+    Return the launch file's pure functions, compiled alone from its source.
+
+    Only its literal constants and the standard-library os and re are in scope, so nothing of
+    launch or launch_ros is imported or faked, and a pure function that starts to need them
+    fails here with a NameError instead of passing against a stand-in.
+    """
+    tree = ast.parse(open(LAUNCH_FILE, encoding='utf-8').read(), LAUNCH_FILE)
+    functions = [node for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name in PURE_FUNCTIONS]
+    assert sorted(f.name for f in functions) == sorted(PURE_FUNCTIONS)
+    namespace = {'os': os, 're': re, **launch_constants()}
+    exec(compile(ast.Module(body=functions, type_ignores=[]), LAUNCH_FILE, 'exec'), namespace)
+    return {name: namespace[name] for name in PURE_FUNCTIONS}
+
+
 def test_launch_file_declares_the_documented_arguments():
     constants = launch_constants()
     assert set(constants['ARGUMENTS']) == REQUIRED_ARGUMENTS
@@ -69,7 +91,7 @@ def test_launch_file_declares_the_documented_arguments():
 
 def test_launch_file_forwards_only_declared_node_parameters():
     constants = launch_constants()
-    forwarded = set(constants['NODE_PARAMETER_ARGUMENTS'])
+    forwarded = {*constants['NODE_PARAMETER_ARGUMENTS'], constants['CAMERAS_ARGUMENT']}
     assert forwarded <= set(constants['ARGUMENTS'])
     assert forwarded <= set(PARAMETERS)
     assert forwarded <= set(load_defaults(DEFAULTS_FILE))
@@ -82,6 +104,71 @@ def test_launch_file_references_shipped_files():
     assert constants['PROFILE_VARIABLE'] == PROFILE_VARIABLE
     assert constants['NODE_EXECUTABLE'] == 'segmentation_node'
     assert constants['NODE_NAME'] == 'segmentation'
+
+
+def test_single_camera_remappings_are_unchanged_and_identities_left_out():
+    remappings = launch_functions()['camera_remappings']
+    assert remappings('', '', 'image', '') == ([], [])
+    assert remappings('', '', '/camera/image_raw', '') == ([], [
+        ('image', '/camera/image_raw'), ('image/compressed', '/camera/image_raw/compressed'),
+        ('camera_info', '/camera/camera_info')])
+    assert remappings(' ', '', 'image', '/calib/info') == ([], [('camera_info', '/calib/info')])
+
+
+def test_camera_remappings_follow_image_topics_in_order():
+    remappings = launch_functions()['camera_remappings']
+    # no image_topics: each camera reads <namespace>/<camera>/image, nothing to remap
+    assert remappings('front,left,right', '', 'image', '') == (['front', 'left', 'right'], [])
+    names, pairs = remappings(' front , rear_2 ', '/sensing/front/image_raw, /sensing/rear/image',
+                              'image', '')
+    assert names == ['front', 'rear_2']
+    assert pairs == [
+        ('front/image', '/sensing/front/image_raw'),
+        ('front/image/compressed', '/sensing/front/image_raw/compressed'),
+        ('front/camera_info', '/sensing/front/camera_info'),
+        ('rear_2/image', '/sensing/rear/image'),
+        ('rear_2/image/compressed', '/sensing/rear/image/compressed'),
+        ('rear_2/camera_info', '/sensing/rear/camera_info')]
+    # a topic that is already the camera's own name is not remapped
+    assert remappings('front', 'front/image', 'image', '') == (['front'], [])
+
+
+@pytest.mark.parametrize('cameras,image_topics,image_topic,camera_info_topic,message', [
+    ('', '/a/image', 'image', '', 'image_topics:=/a/image needs cameras:='),
+    ('front,left', '/a/image', 'image', '',
+     r'cameras:=front,left \(2\) and image_topics:=/a/image \(1\) differ in count'),
+    ('front', '/a/image,/b/image', 'image', '',
+     r'cameras:=front \(1\) and image_topics:=/a/image,/b/image \(2\)'),
+    ('front', '', '/cam/image_raw', '',
+     'image_topic:=/cam/image_raw is for a single camera; with cameras:=front give image_topics'),
+    ('front', '', 'image', '/cam/camera_info',
+     'camera_info_topic:=/cam/camera_info is for a single camera'),
+    ('front', '', '/cam/image_raw', '/cam/info',
+     'image_topic:=/cam/image_raw camera_info_topic:=/cam/info is for a single camera'),
+    ('front,1left', '', 'image', '', "cameras:=front,1left: '1left' is not a camera name"),
+    ('front/left', '', 'image', '', "'front/left' is not a camera name"),
+    ('front-left', '', 'image', '', "'front-left' is not a camera name"),
+    ('front,left,front', '', 'image', '', "cameras:=front,left,front: 'front' is listed twice"),
+    ('front,,left', '', 'image', '', 'cameras:=front,,left: item 2 is empty'),
+    ('front,left', '/a/image,', 'image', '', 'image_topics:=/a/image,: item 2 is empty'),
+])
+def test_bad_camera_arguments_fail_with_one_line_naming_them(
+        cameras: str, image_topics: str, image_topic: str, camera_info_topic: str, message: str):
+    """The launch system logs an OpaqueFunction's exception as one error line and exits 1."""
+    remappings = launch_functions()['camera_remappings']
+    with pytest.raises(RuntimeError, match=message) as error:
+        remappings(cameras, image_topics, image_topic, camera_info_topic)
+    assert '\n' not in str(error.value)
+
+
+def test_node_takes_its_remappings_only_from_camera_remappings():
+    """The single-camera remaps, which the node refuses with cameras, are built in one place."""
+    tree = ast.parse(open(LAUNCH_FILE, encoding='utf-8').read())
+    build = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == '_node')
+    calls = {getattr(n.func, 'id', '') for n in ast.walk(build) if isinstance(n, ast.Call)}
+    assert 'camera_remappings' in calls
+    literals = {n.value for n in ast.walk(build) if isinstance(n, ast.Constant)}
+    assert not literals & {'image', 'image/compressed', 'camera_info'}
 
 
 @pytest.mark.parametrize('name,segment', [('fastdds_shm.xml', 64), ('fastdds_shm_8k.xml', 512)])

@@ -81,3 +81,29 @@ def test_missing_params_file_is_one_line(tmp_path):
 def test_malformed_parameter_argument_is_one_line():
     """A ``-p`` argument without ``:=`` is named on one line."""
     check_one_line(run_node(['-p', 'overlay_alpha']), "'-p overlay_alpha'", 'error')
+
+
+@pytest.mark.parametrize('cameras, words', [
+    ("['front', 'left', 'front']", ('cameras', "'front' is given twice")),
+    ("['front', 'left cam']", ('cameras', "'left cam' is not a camera name")),
+    ("['front', '']", ('cameras', "'' is not a camera name")),
+    ("['qos']", ('cameras', "'qos' is reserved")),
+])
+def test_bad_camera_lists_are_one_line(cameras, words):
+    """Duplicate, invalid or reserved camera names end the node with one line naming them."""
+    check_one_line(run_node(['-p', f'cameras:={cameras}']), *words)
+
+
+def test_cameras_with_a_single_image_remap_is_one_line():
+    """A camera list and a remap of the single camera's image topic at once: one clear line."""
+    check_one_line(run_node(['-p', "cameras:=['front', 'left']", '-r', 'image:=/cam/image_raw']),
+                   'cameras', 'image -> /cam/image_raw', 'front/image:=')
+
+
+def test_bad_per_camera_value_is_one_line():
+    """A per-camera parameter is checked like the node-wide one and named with its camera."""
+    check_one_line(run_node(['-p', "cameras:=['front', 'left']",
+                             '-p', 'left.expected_rate:=-3.0']),
+                   'left.expected_rate', '-3.0', 'out of range')
+    check_one_line(run_node(['-p', "cameras:=['front']", '-p', 'front.input_transport:=jpeg']),
+                   'front.input_transport', "'jpeg' is not one of")

@@ -16,6 +16,7 @@
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from seg_perception.core.spec import load_class_table, ModelSpec
 from seg_perception.ros.class_table import class_table_json
 from seg_perception.ros.conversions import image_from_msg, image_to_msg
 from seg_perception.ros.diagnostics import level_and_message, NodeStats
-from seg_perception.ros.frame_slot import LatestFrameSlot
+from seg_perception.ros.frame_slot import CameraSlots, LIVE_PERIODS, SINGLE
 from seg_perception.ros.parameters import (check_choice, drivable_names, load_defaults,
                                            PARAMETERS, RuntimeSettings)
 from seg_perception.ros.qos import input_qos, profile
@@ -34,26 +35,88 @@ from seg_perception.ros.qos import input_qos, profile
 
 def test_slot_keeps_the_newest_frame_and_counts_replaced_ones():
     """Put three frames before a take: the worker gets the third, two are dropped."""
-    slot = LatestFrameSlot()
-    assert slot.put('a') is False
-    assert slot.put('b') is True
-    assert slot.put('c') is True
-    assert slot.take(0.1) == 'c' and slot.dropped == 2
-    assert slot.take(0.01) is None  # nothing pending: times out
+    slots = CameraSlots()
+    assert slots.put(SINGLE, 'a') is False
+    assert slots.put(SINGLE, 'b') is True
+    assert slots.put(SINGLE, 'c') is True
+    assert slots.take_batch(timeout=0.1) == [(SINGLE, 'c')] and slots.dropped() == 2
+    assert slots.take_batch(timeout=0.01) is None  # nothing pending: times out
 
 
 def test_slot_close_wakes_a_waiting_worker():
-    """A worker blocked in take() returns None when the slot closes."""
-    slot = LatestFrameSlot()
+    """A worker blocked in take_batch() returns None when the slots close."""
+    slots = CameraSlots()
     results = []
-    worker = threading.Thread(target=lambda: results.append(slot.take()))
+    worker = threading.Thread(target=lambda: results.append(slots.take_batch()))
     worker.start()
-    slot.close()
+    slots.close()
     worker.join(5)
     assert results == [None] and not worker.is_alive()
-    slot.open()
-    slot.put('x')
-    assert slot.take(0.1) == 'x'
+    slots.open()
+    slots.put(SINGLE, 'x')
+    assert slots.take_batch(timeout=0.1) == [(SINGLE, 'x')]
+
+
+def test_camera_slots_drop_per_camera_and_batch_in_camera_order():
+    """Each camera keeps its newest frame; a batch has one frame per camera, in list order."""
+    slots = CameraSlots(['front', 'left', 'right'])
+    slots.put('right', 'r1')
+    slots.put('front', 'f1')
+    slots.put('front', 'f2')
+    assert slots.take_batch(timeout=0.1) == [('front', 'f2'), ('right', 'r1')]
+    assert (slots.dropped('front'), slots.dropped('left'), slots.dropped('right')) == (1, 0, 0)
+
+
+def test_camera_slots_wait_for_streaming_cameras_only():
+    """
+    A ready frame waits (up to the timeout) for a streaming camera, not for a silent one.
+
+    Clock-driven: 'a' and 'b' stream every 100 ms; 'c' sent two frames long ago and stopped.
+    """
+    now = [0.0]
+    slots = CameraSlots(['a', 'b', 'c'], clock=lambda: now[0])
+    slots.put('c', 'c0')
+    now[0] = 0.1
+    slots.put('c', 'c1')
+    assert slots.take_batch(timeout=0.1) == [('c', 'c1')]
+    for step in range(3):
+        now[0] = 10.0 + step * 0.1
+        slots.put('a', f'a{step}')
+        slots.put('b', f'b{step}')
+    assert slots.take_batch(timeout=0.1) == [('a', 'a2'), ('b', 'b2')]
+    # 'a' is ready, 'b' streams and is due: a take waits for it; 'c' (silent for 10 s) is not
+    # waited for. The clock does not move, so the wait ends when 'b' arrives from a thread.
+    now[0] = 10.25
+    slots.put('a', 'a3')
+    taken = []
+    worker = threading.Thread(target=lambda: taken.append(slots.take_batch(5.0)))
+    worker.start()
+    time.sleep(0.2)
+    assert not taken, 'must wait for the streaming camera b'
+    slots.put('b', 'b3')
+    worker.join(5)
+    assert taken == [[('a', 'a3'), ('b', 'b3')]]
+    # once 'b' is silent for more than LIVE_PERIODS of its interval, 'a' runs alone at once
+    now[0] = 10.25 + 0.1 * LIVE_PERIODS + 0.01
+    slots.put('a', 'a4')
+    started = time.monotonic()
+    assert slots.take_batch(5.0) == [('a', 'a4')]
+    assert time.monotonic() - started < 1.0
+
+
+def test_camera_slots_wait_no_longer_than_the_batch_timeout():
+    """A streaming camera that misses its frame delays the others by the timeout, not more."""
+    slots = CameraSlots(['a', 'b'])
+    for _ in range(3):
+        slots.put('a', 'a')
+        slots.put('b', 'b')
+        time.sleep(0.05)
+    slots.take_batch(timeout=0.1)
+    slots.put('a', 'late')
+    started = time.monotonic()
+    assert slots.take_batch(0.03) == [('a', 'late')]
+    waited = time.monotonic() - started
+    assert 0.025 <= waited < 1.0, waited
 
 
 def test_stats_claim_no_upstream_loss_without_a_known_rate():

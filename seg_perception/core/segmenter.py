@@ -28,7 +28,7 @@ import functools
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -62,6 +62,23 @@ def check_overlay_alpha(alpha: Any) -> float:
     if not is_number(alpha) or not 0.0 <= alpha <= 1.0:
         raise InputError(f'overlay_alpha {alpha!r} must be a number in [0, 1]', 'bad_parameter')
     return float(alpha)
+
+
+PerFrame = Union[bool, Sequence[bool]]
+
+
+def per_frame(flag: PerFrame, count: int, argument: str) -> List[bool]:
+    """Return one flag per frame from one flag for all or a sequence of ``count`` flags."""
+    if isinstance(flag, (bool, int, np.bool_, np.integer)):
+        return [bool(flag)] * count
+    try:
+        flags = [bool(value) for value in flag]
+    except TypeError:
+        flags = []
+    if isinstance(flag, str) or len(flags) != count:
+        raise InputError(f'{argument} must be a bool or {count} bools (one per frame), got '
+                         f'{flag!r}', 'bad_parameter')
+    return flags
 
 
 def class_names(names: Any, argument: str = 'drivable_classes') -> Tuple[str, ...]:
@@ -167,7 +184,9 @@ class Segmenter:
     ``model_path`` empty or None takes the bundled default model. ``backend`` is ``auto``,
     ``onnxruntime``, ``tensorrt`` or ``torch``; ``device``, ``precision``, ``num_threads`` and
     ``engine_cache_dir`` go to the backend; ``trust_code`` lets the torch backend load files that
-    run code when loaded (TorchScript, ``.pt2``), for files the caller trusts. ``drivable_classes``
+    run code when loaded (TorchScript, ``.pt2``), for files the caller trusts; ``max_batch`` is the
+    largest batch :meth:`process_batch` will be given (a TensorRT engine built from an ONNX gets an
+    optimization profile for it; 0 = not said). ``drivable_classes``
     (names) overrides the spec's drivable classes. :meth:`process` is not thread-safe (buffers
     are reused); use one Segmenter per thread.
     """
@@ -176,7 +195,7 @@ class Segmenter:
                  device: str = '', precision: str = 'fp32', num_threads: int = 0,
                  engine_cache_dir: str = '', drivable_classes: Optional[Iterable[str]] = None,
                  drivable_config: Optional[DrivableConfig] = None,
-                 trust_code: bool = False) -> None:
+                 trust_code: bool = False, max_batch: int = 0) -> None:
         if model_path is not None and not isinstance(model_path, (str, os.PathLike)):
             raise ModelLoadError(f'model_path must be a file path, got '
                                  f'{type(model_path).__name__} {model_path!r}')
@@ -184,7 +203,8 @@ class Segmenter:
         self.model_path = model_path or default_model_path()
         self.backend = create_backend(backend, self.model_path, device=device,
                                       precision=precision, num_threads=num_threads,
-                                      engine_cache_dir=engine_cache_dir, trust_code=trust_code)
+                                      engine_cache_dir=engine_cache_dir, trust_code=trust_code,
+                                      max_batch=max_batch)
         try:
             self.spec = load_spec(self.model_path, self.backend.metadata())
             self._check_backend_input()
@@ -309,12 +329,13 @@ class Segmenter:
 
     @property
     def takes_batches(self) -> bool:
-        """Return True when the model's batch dimension is dynamic (``export --dynamic``)."""
-        shape = self.backend.input_shape
-        return bool(shape) and shape[0] is None
+        """Return True when one backend call can run several frames (``export --dynamic``)."""
+        limit = self.backend.max_batch
+        return limit is None or limit > 1
 
-    def process_batch(self, frames: Sequence[Tuple[np.ndarray, str]], confidence: bool = False,
-                      color: bool = False, overlay: bool = False,
+    def process_batch(self, frames: Sequence[Tuple[np.ndarray, str]],
+                      confidence: PerFrame = False, color: PerFrame = False,
+                      overlay: PerFrame = False,
                       drivable_classes: Optional[Iterable[str]] = None,
                       overlay_alpha: Optional[float] = None,
                       on_labels: Optional[Callable[[int, np.ndarray], None]] = None
@@ -323,47 +344,77 @@ class Segmenter:
         Segment several ``(image, encoding)`` frames, of any sizes, with one backend call.
 
         One frame per camera: the frames are preprocessed into one N-image tensor and run in one
-        inference when the model takes a batch (:attr:`takes_batches`), else one after another
-        through the same backend. Every result is what :meth:`process` gives for that frame (its
-        own size, labels, mask); ``timings['infer']`` is the whole call's inference time, shared.
-        ``on_labels(index, labels)`` gets each frame's label map as soon as it exists.
+        inference when the model takes a batch (:attr:`takes_batches`; batches larger than the
+        backend's ``max_batch`` run in several calls), else one after another through the same
+        backend. ``confidence``, ``color`` and ``overlay`` are one flag for all frames or one per
+        frame (each camera's subscribers differ). Every result is what :meth:`process` gives for
+        that frame (its own size, labels, mask); ``timings['infer']`` is the inference time of
+        the call that ran it, shared by its frames. ``on_labels(index, labels)`` gets each
+        frame's label map as soon as it exists.
         """
-        if not self.takes_batches or len(frames) <= 1:
-            callbacks = [None if on_labels is None else functools.partial(on_labels, index)
-                         for index in range(len(frames))]
-            return [self.process(image, encoding, confidence=confidence, color=color,
-                                 overlay=overlay, drivable_classes=drivable_classes,
-                                 overlay_alpha=overlay_alpha, on_labels=callback)
-                    for (image, encoding), callback in zip(frames, callbacks)]
-        clock = time.perf_counter
-        start = clock()
+        count = len(frames)
+        wants = {name: per_frame(flag, count, name) for name, flag in
+                 (('confidence', confidence), ('color', color), ('overlay', overlay))}
+        if on_labels is not None and not callable(on_labels):
+            raise InputError(f'on_labels must be callable, got {on_labels!r}', 'bad_parameter')
+        if not self.takes_batches or count <= 1:
+            return [self.process(image, encoding, confidence=wants['confidence'][index],
+                                 color=wants['color'][index], overlay=wants['overlay'][index],
+                                 drivable_classes=drivable_classes, overlay_alpha=overlay_alpha,
+                                 on_labels=None if on_labels is None
+                                 else functools.partial(on_labels, index))
+                    for index, (image, encoding) in enumerate(frames)]
         ids = self._ids_for(drivable_classes)
         alpha = (self._overlay_alpha if overlay_alpha is None
                  else check_overlay_alpha(overlay_alpha))
-        if on_labels is not None and not callable(on_labels):
-            raise InputError(f'on_labels must be callable, got {on_labels!r}', 'bad_parameter')
-        geometries, preprocess_ms = [], []
-        batch = self._batch_buffer(len(frames))
         for index, (image, encoding) in enumerate(frames):
-            began = clock()
             check_array(image, encoding, f'frame {index}')
+        results: List[SegResult] = []
+        first = 0
+        for size in self.call_sizes(count):
+            indices = range(first, first + size)
+            results += self._run_batch(frames, indices, wants, ids, alpha, on_labels)
+            first += size
+        return results
+
+    def call_sizes(self, count: int) -> List[int]:
+        """Return the frames per backend call with which :meth:`process_batch` runs count."""
+        limit = (self.backend.max_batch or count) if self.takes_batches else 1
+        limit = max(1, limit)
+        return [min(limit, count - first) for first in range(0, count, limit)]
+
+    def _run_batch(self, frames: Sequence[Tuple[np.ndarray, str]], indices: range,
+                   wants: Dict[str, List[bool]], ids: List[int], alpha: float,
+                   on_labels: Optional[Callable[[int, np.ndarray], None]]) -> List[SegResult]:
+        """Run frames[indices] in one backend call; see :meth:`process_batch`."""
+        clock = time.perf_counter
+        start = clock()
+        geometries, preprocess_ms = [], []
+        fixed = self.backend.input_shape[0] if self.backend.input_shape else None
+        # a model with a fixed batch of N takes exactly N: a shorter last call is padded
+        batch = self._batch_buffer(max(len(indices), fixed or 0))
+        for row, index in enumerate(indices):
+            began = clock()
+            image, encoding = frames[index]
             tensor, geometry = self._pre(image, encoding, source=f'frame {index}')
-            batch[index] = tensor[0]
+            batch[row] = tensor[0]
             geometries.append(geometry)
             preprocess_ms.append((clock() - began) * 1e3)
         before_infer = clock()
         outputs = self.backend.infer(batch)
         infer_ms = (clock() - before_infer) * 1e3
         results = []
-        for index, (image, encoding) in enumerate(frames):
+        for row, index in enumerate(indices):
             began = clock()
-            rgb = to_rgb(image, encoding) if overlay else None
+            image, encoding = frames[index]
+            rgb = to_rgb(image, encoding) if wants['overlay'][index] else None
             callback = None if on_labels is None else functools.partial(on_labels, index)
-            result = self._stages.run(outputs[index:index + 1], geometries[index], ids,
-                                      confidence=confidence, color=color, overlay_rgb=rgb,
+            result = self._stages.run(outputs[row:row + 1], geometries[row], ids,
+                                      confidence=wants['confidence'][index],
+                                      color=wants['color'][index], overlay_rgb=rgb,
                                       overlay_alpha=alpha, on_labels=callback)
-            timings = dict(result.timings, preprocess=preprocess_ms[index], infer=infer_ms)
-            timings['total'] = (clock() - began) * 1e3 + preprocess_ms[index] + infer_ms
+            timings = dict(result.timings, preprocess=preprocess_ms[row], infer=infer_ms)
+            timings['total'] = (clock() - began) * 1e3 + preprocess_ms[row] + infer_ms
             result.timings = {stage: timings.get(stage, 0.0) for stage in STAGES}
             results.append(result)
         self.last_batch_ms = (clock() - start) * 1e3

@@ -33,6 +33,8 @@ import numpy as np
 # ~/drivable_grid projection; publish: messages built and handed to DDS; total: frame taken by
 # the worker -> last output published; stamp_to_labels / stamp_to_publish: camera stamp ->
 # ~/labels published / last output published (ROS clock).
+# The node's status is named '<node fqn>: segmentation', a camera's '<node fqn>: segmentation <c>'.
+STATUS_NAME = 'segmentation'
 STAGES = ('queue', 'decode', 'preprocess', 'infer', 'postprocess', 'drivable', 'colorize',
           'grid', 'publish', 'total', 'stamp_to_labels', 'stamp_to_publish')
 WINDOW = 300  # latency samples kept per stage (10 s at 30 Hz)
@@ -189,6 +191,43 @@ class NodeStats:
         return values
 
 
+class BatchStats:
+    """What the cameras of a multi-camera node share: frames per backend call, its time."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        """Start with no calls; keep the last ``window`` inference times."""
+        self._lock = threading.Lock()
+        self._sizes: Counter[int] = collections.Counter()
+        self._infer_ms: Deque[float] = collections.deque(maxlen=window)
+        self._frames_together: Deque[int] = collections.deque(maxlen=window)
+
+    def record(self, call_sizes: Iterable[int], infer_ms: Iterable[float]) -> None:
+        """Record one worker cycle: the frames of each backend call and each call's time."""
+        sizes = list(call_sizes)
+        with self._lock:
+            self._sizes.update(sizes)
+            self._infer_ms.extend(float(value) for value in infer_ms)
+            self._frames_together.append(sum(sizes))
+
+    def values(self) -> Dict[str, str]:
+        """Return the key/values of the shared status."""
+        with self._lock:
+            calls = sum(self._sizes.values())
+            frames = sum(size * count for size, count in self._sizes.items())
+            values = {'inference_calls': str(calls),
+                      'batch_size.mean': f'{frames / calls:.2f}' if calls else '0.00',
+                      'batch_size.histogram': ' '.join(
+                          f'{size}:{count}' for size, count in sorted(self._sizes.items()))}
+            if self._frames_together:
+                values['frames_per_cycle.mean'] = f'{np.mean(self._frames_together):.2f}'
+            samples = list(self._infer_ms)
+        if samples:
+            p50, p99 = np.percentile(samples, [50, 99])
+            values['latency.inference_call.p50_ms'] = f'{p50:.2f}'
+            values['latency.inference_call.p99_ms'] = f'{p99:.2f}'
+        return values
+
+
 def level_and_message(values: Mapping[str, str], active: bool, rejected_before: int,
                       lost_in_transport_before: Optional[int] = None) -> tuple:
     """
@@ -221,6 +260,11 @@ def level_and_message(values: Mapping[str, str], active: bool, rejected_before: 
     if int(values['frames_received']) == 0:
         return DiagnosticStatus.OK, 'waiting for images'
     return DiagnosticStatus.OK, 'ok'
+
+
+def status_name(node_fqn: str, camera: str = '') -> str:
+    """Return the name of the node's status, or of one camera's."""
+    return f'{node_fqn}: {STATUS_NAME}' + (f' {camera}' if camera else '')
 
 
 def make_status(name: str, hardware_id: str, level: bytes, message: str,

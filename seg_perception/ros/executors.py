@@ -20,12 +20,12 @@ here with 480x360 rgb8 at 200 Hz from another process: 38-48 of 800 messages in 
 662 with a ``SingleThreadedExecutor``; see ros2/rclpy#1452), and a single executor for everything
 stops the camera input while a parameter callback loads a new model. So, as rclcpp does with
 ``add_callback_group``, each :class:`CallbackGroupExecutor` waits only on the entities of its
-callback groups: one runs the input group in a thread, another everything else (parameters,
-lifecycle services, timers) in the caller's thread.
+callback groups: one per input group (each camera) runs in a thread, another everything else
+(parameters, lifecycle services, timers) in the caller's thread.
 """
 
 import threading
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -75,40 +75,52 @@ class CallbackGroupExecutor(SingleThreadedExecutor):
 
 
 class SplitSpinner:
-    """Spin one node with an input executor in a thread and a main executor in the caller."""
+    """
+    Spin one node: one input executor thread per input callback group, the main one here.
+
+    Each camera of a multi-camera node has its own input group, so a camera flooding frames
+    keeps only its own thread busy; the others' frames are still taken from DDS as they come.
+    """
 
     def __init__(self, node: Any, input_groups: Iterable[CallbackGroup]) -> None:
-        """Create both executors; the main one owns the node (it is ``node.executor``)."""
+        """Create the executors; the main one owns the node (it is ``node.executor``)."""
         groups = tuple(input_groups)
-        self.input_executor = CallbackGroupExecutor(groups, context=node.context)
+        self.input_executors = [CallbackGroupExecutor((group,), context=node.context)
+                                for group in groups]
         self.main_executor = CallbackGroupExecutor(groups, exclude=True, context=node.context)
         self.main_executor.add_node(node)
-        self.input_executor.serve(node)
-        self._thread: Optional[threading.Thread] = None
+        for executor in self.input_executors:
+            executor.serve(node)
+        self._threads: List[threading.Thread] = []
         self._stop = threading.Event()
 
-    def _spin_input(self) -> None:
+    def _spin_input(self, executor: CallbackGroupExecutor) -> None:
         try:
-            while not self._stop.is_set() and self.input_executor.context.ok():
-                self.input_executor.spin_once(timeout_sec=INPUT_SPIN_PERIOD_S)
+            while not self._stop.is_set() and executor.context.ok():
+                executor.spin_once(timeout_sec=INPUT_SPIN_PERIOD_S)
         except (ExternalShutdownException, RCLError):
             pass  # the context was shut down (Ctrl-C) while waiting
 
     def spin(self) -> None:
-        """Run until shutdown: the input executor in a thread, the main one here."""
-        self._thread = threading.Thread(target=self._spin_input, name='image_input',
-                                        daemon=True)
-        self._thread.start()
+        """Run until shutdown: the input executors in threads, the main one here."""
+        self._threads = [threading.Thread(target=self._spin_input, args=(executor,),
+                                          name=f'image_input_{index}', daemon=True)
+                         for index, executor in enumerate(self.input_executors)]
+        for thread in self._threads:
+            thread.start()
         try:
             self.main_executor.spin()
         finally:
             self.shutdown()
 
     def shutdown(self) -> None:
-        """Stop both executors (idempotent)."""
+        """Stop all executors (idempotent)."""
         self._stop.set()
-        self.input_executor.wake()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5.0)
-        self.input_executor.shutdown()
+        for executor in self.input_executors:
+            executor.wake()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(5.0)
+        for executor in self.input_executors:
+            executor.shutdown()
         self.main_executor.shutdown()

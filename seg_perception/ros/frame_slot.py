@@ -13,60 +13,111 @@
 # limitations under the License.
 
 """
-A one-frame mailbox between the subscription callback and the inference worker.
+One-frame mailboxes between the camera subscriptions and the inference worker.
 
-The callback puts the newest frame; if the worker has not taken the previous one yet, that one
-is replaced and counted as dropped. The worker always gets the newest frame, so latency does not
-grow with the input rate.
+Each camera has one slot. A callback puts the camera's newest frame; if the worker has not taken
+the previous one yet, that one is replaced and counted as dropped for that camera, so latency
+does not grow with any camera's rate. The worker takes a batch: the pending frame of every
+camera that has one. Before it takes, it may wait up to a batch timeout for the cameras that are
+streaming (a frame within LIVE_PERIODS of their usual interval) but have nothing pending yet, so
+that one backend call serves them all; a camera that went silent is not waited for.
 """
 
+import collections
+import statistics
 import threading
-from typing import Generic, Optional, TypeVar
+import time
+from typing import Callable, Deque, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 
 T = TypeVar('T')
+SINGLE = ''  # the name of the one camera of a single-camera node
+LIVE_PERIODS = 2.0  # a camera is streaming while its last frame is younger than this x interval
+INTERVALS_KEPT = 8  # arrival intervals per camera for its usual interval (median)
 
 
-class LatestFrameSlot(Generic[T]):
-    """Hold at most one pending item; a newer put replaces (drops) the pending one."""
+class CameraSlots(Generic[T]):
+    """Hold at most one pending item per camera; a newer put replaces (drops) the pending one."""
 
-    def __init__(self) -> None:
-        """Start empty and open."""
+    def __init__(self, cameras: Sequence[str] = (SINGLE,),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Start empty and open, with one slot per camera name (in batch order)."""
+        self._cameras = tuple(cameras)
+        self._clock = clock
         self._condition = threading.Condition()
-        self._item: Optional[T] = None
+        self._items: Dict[str, T] = {}
+        self._dropped = {name: 0 for name in self._cameras}
+        self._last_put: Dict[str, float] = {}
+        self._intervals: Dict[str, Deque[float]] = {
+            name: collections.deque(maxlen=INTERVALS_KEPT) for name in self._cameras}
         self._closed = False
-        self._dropped = 0
 
     @property
-    def dropped(self) -> int:
-        """Return how many pending items were replaced before the worker took them."""
-        with self._condition:
-            return self._dropped
+    def cameras(self) -> Tuple[str, ...]:
+        """Return the camera names in batch order."""
+        return self._cameras
 
-    def put(self, item: T) -> bool:
-        """Store item as the pending one; return True if it replaced (dropped) another."""
+    def dropped(self, camera: str = SINGLE) -> int:
+        """Return how many of a camera's items were replaced before the worker took them."""
         with self._condition:
-            replaced = self._item is not None
+            return self._dropped[camera]
+
+    def put(self, camera: str, item: T) -> bool:
+        """Store item as the camera's pending one; return True if it replaced (dropped) one."""
+        now = self._clock()
+        with self._condition:
+            replaced = camera in self._items
             if replaced:
-                self._dropped += 1
-            self._item = item
-            self._condition.notify()
+                self._dropped[camera] += 1
+            self._items[camera] = item
+            last = self._last_put.get(camera)
+            if last is not None:
+                self._intervals[camera].append(now - last)
+            self._last_put[camera] = now
+            self._condition.notify_all()
             return replaced
 
-    def take(self, timeout: Optional[float] = None) -> Optional[T]:
-        """Wait for the pending item and return it; None on timeout or once closed."""
+    def _streaming(self, camera: str, now: float) -> bool:
+        """Return whether a camera is expected to deliver soon (it has a usual interval)."""
+        intervals = self._intervals[camera]
+        if not intervals:
+            return False
+        return now - self._last_put[camera] < LIVE_PERIODS * statistics.median(intervals)
+
+    def _awaited(self, now: float) -> List[str]:
+        return [name for name in self._cameras
+                if name not in self._items and self._streaming(name, now)]
+
+    def take_batch(self, wait_for_others_s: float = 0.0,
+                   timeout: Optional[float] = None) -> Optional[List[Tuple[str, T]]]:
+        """
+        Wait for a pending item; return [(camera, item)] of every camera with one, in order.
+
+        Once one item is pending, wait up to ``wait_for_others_s`` for the streaming cameras
+        without one. Returns None on ``timeout`` or once closed.
+        """
         with self._condition:
-            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout)
-            if self._closed:
+            self._condition.wait_for(lambda: bool(self._items) or self._closed, timeout)
+            if self._closed or not self._items:
                 return None
-            item, self._item = self._item, None
-            return item
+            if wait_for_others_s > 0:
+                deadline = self._clock() + wait_for_others_s
+                while not self._closed:
+                    now = self._clock()
+                    if now >= deadline or not self._awaited(now):
+                        break
+                    self._condition.wait(deadline - now)
+                if self._closed:
+                    return None
+            batch = [(name, self._items[name]) for name in self._cameras if name in self._items]
+            self._items.clear()
+            return batch
 
     def close(self) -> None:
-        """Wake the worker for good and discard the pending item."""
+        """Wake the worker for good and discard the pending items."""
         with self._condition:
             self._closed = True
-            self._item = None
+            self._items.clear()
             self._condition.notify_all()
 
     def open(self) -> None:

@@ -21,6 +21,7 @@ are validated here (choices, class names) so that the node only applies valid va
 """
 
 from dataclasses import dataclass
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import weakref
 
@@ -48,6 +49,12 @@ GRID_FIELDS = ('resolution', 'length', 'width', 'start', 'camera_height', 'camer
 # drivable.<field> parameters that make the core DrivableConfig of the mask
 DRIVABLE_FIELDS = ('min_confidence', 'connect_to_bottom', 'min_area', 'close_size', 'open_size')
 
+# Parameters each camera of a multi-camera node has as <camera>.<name>; their defaults are the
+# node-wide values. With cameras, the node-wide runtime ones are only those defaults.
+CAMERA_PARAMETERS = ('input_transport', 'expected_rate', 'drivable_grid.camera_height',
+                     'drivable_grid.camera_pitch', 'drivable_grid.horizontal_fov')
+CAMERA_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
+
 # Filled from the model at configure time (and after a model swap); never set by users.
 CLASS_PARAMETERS = ('classes.ids', 'classes.names', 'classes.colors')
 
@@ -70,6 +77,13 @@ class ParameterInfo:
 PARAMETERS: Dict[str, ParameterInfo] = {
     'autostart': ParameterInfo(
         'Configure and activate on start; false waits for a lifecycle manager.'),
+    'cameras': ParameterInfo(
+        'Camera names; each camera c reads c/image (and c/camera_info) and publishes ~/c/labels, '
+        "~/c/drivable_mask, ... with one model for all. [''] (no names) = one camera on image."),
+    'batch_timeout_ms': ParameterInfo(
+        "How long a camera's ready frame waits for the other streaming cameras' frames so that "
+        'one inference runs them all; 0 = run whatever is ready.', read_only=False,
+        float_range=(0.0, 1000.0)),
     'model_path': ParameterInfo(
         'ONNX model or TensorRT engine; empty = the bundled default model. Changing it at run '
         'time loads the new model in the background and switches between two frames.',
@@ -214,21 +228,64 @@ def declare_node_parameters(node: Node, defaults: Mapping[str, Any]) -> Dict[str
     range, or is not one of the choices, raises ConfigError naming the parameter, the value and
     what is allowed.
     """
-    values: Dict[str, Any] = {}
-    for name in PARAMETERS:
-        try:
-            values[name] = node.declare_parameter(
-                name, defaults[name], describe(name, defaults[name])).value
-        except (InvalidParameterTypeException, InvalidParameterValueException):
-            # rclpy keeps the -p / --params-file values in Node._parameter_overrides (Humble
-            # to Kilted); the exceptions carry the value only inside their message.
-            given = getattr(node, '_parameter_overrides', {}).get(name)
-            raise ConfigError(f'parameter {rejected_override(name, defaults[name], given)}') \
-                from None
-        problem = check_choice(name, values[name])
-        if problem:
-            raise ConfigError(f'parameter {problem}')
-    return values
+    return {name: _declare(node, name, name, defaults[name]) for name in PARAMETERS}
+
+
+def _declare(node: Node, name: str, info_name: str, default: Any) -> Any:
+    """Declare ``name`` with the descriptor of ``info_name``; return its value in effect."""
+    descriptor = describe(info_name, default)
+    descriptor.name = name
+    try:
+        value = node.declare_parameter(name, default, descriptor).value
+    except (InvalidParameterTypeException, InvalidParameterValueException):
+        # rclpy keeps the -p / --params-file values in Node._parameter_overrides (Humble
+        # to Kilted); the exceptions carry the value only inside their message.
+        given = getattr(node, '_parameter_overrides', {}).get(name)
+        problem = rejected_override(info_name, default, given)
+        raise ConfigError(f'parameter {name}{problem[len(info_name):]}') from None
+    problem = check_choice(info_name, value)
+    if problem:
+        raise ConfigError(f'parameter {name}{problem[len(info_name):]}')
+    return value
+
+
+def camera_names(value: Sequence[str]) -> Tuple[str, ...]:
+    """
+    Return the names of a ``cameras`` value; () for the single-camera default [''].
+
+    A name is a ROS name token (it becomes the topic namespace ``<name>/image`` and the
+    parameter prefix ``<name>.``): invalid, duplicate or reserved names raise ConfigError.
+    """
+    names = tuple(str(name).strip() for name in value)
+    if not any(names):
+        return ()
+    reserved = sorted({name.split('.')[0] for name in PARAMETERS if '.' in name} |
+                      {name.split('.')[0] for name in CLASS_PARAMETERS})
+    seen = set()
+    for name in names:
+        if not CAMERA_NAME.match(name):
+            raise ConfigError(f'parameter cameras: {name!r} is not a camera name (a letter, then '
+                              f'letters, digits or _), in {list(names)}')
+        if name in reserved:
+            raise ConfigError(f'parameter cameras: {name!r} is reserved for the node parameters '
+                              f'{name}.*; reserved: {reserved}')
+        if name in seen:
+            raise ConfigError(f'parameter cameras: {name!r} is given twice, in {list(names)}')
+        seen.add(name)
+    return names
+
+
+def declare_camera_parameters(node: Node, cameras: Sequence[str],
+                              values: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Declare ``<camera>.<name>`` for CAMERA_PARAMETERS; return {camera: {name: value}}."""
+    return {camera: {name: _declare(node, f'{camera}.{name}', name, values[name])
+                     for name in CAMERA_PARAMETERS} for camera in cameras}
+
+
+def unused_overrides(node: Node) -> List[str]:
+    """Return start-up parameter values (-p, params file) that no declared parameter took."""
+    given = getattr(node, '_parameter_overrides', {})
+    return sorted(name for name in given if not node.has_parameter(name))
 
 
 def allowed_values(name: str, default: Any) -> str:

@@ -49,7 +49,7 @@ ENGINE_SUFFIXES = ('.engine', '.plan')
 TORCH_SUFFIXES = ('.pt', '.pth', '.pt2')
 CHOICES = ('auto',) + tuple(BACKENDS)
 # keyword arguments every backend takes
-OPTIONS = ('device', 'precision', 'num_threads', 'engine_cache_dir', 'trust_code')
+OPTIONS = ('device', 'precision', 'num_threads', 'engine_cache_dir', 'trust_code', 'max_batch')
 
 __all__ = ['BACKENDS', 'Backend', 'CHOICES', 'available_backends', 'create_backend',
            'resolve_backend_name']
@@ -116,8 +116,10 @@ def create_backend(name: str, model_path: str, **options: object) -> Backend:
     Load ``model_path`` with the named backend (or ``auto``) and return it.
 
     ``options`` are the backend's keyword arguments: ``device``, ``precision``, ``num_threads``,
-    ``engine_cache_dir``, ``trust_code`` (load code-carrying torch files: TorchScript, .pt2).
-    Unknown options raise BackendError.
+    ``engine_cache_dir``, ``trust_code`` (load code-carrying torch files: TorchScript, .pt2),
+    ``max_batch`` (the largest batch the caller will pass, 0 = not said; TensorRT builds its
+    batch profile for it). The backend's ``max_batch`` attribute is the largest batch it takes
+    (None = any). Unknown options raise BackendError.
     """
     concrete = resolve_backend_name(name, model_path)
     unknown = sorted(set(options) - set(OPTIONS))

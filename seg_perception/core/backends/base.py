@@ -15,6 +15,7 @@
 """The interface every inference backend implements, and checks they share."""
 
 from abc import ABC, abstractmethod
+import logging
 import os
 from typing import Dict, Optional, Tuple
 
@@ -23,6 +24,7 @@ import numpy as np
 from seg_perception.core.errors import BackendError, ModelLoadError
 
 
+LOGGER = logging.getLogger('seg_perception')
 PRECISIONS = ('fp32', 'fp16', 'int8')
 
 
@@ -33,7 +35,9 @@ class Backend(ABC):
     Attributes set by every implementation: ``name`` (registry name), ``provider`` (what runs it,
     e.g. ``CPUExecutionProvider``, ``TensorRT``, ``torch-cuda:0``), ``precision`` (what it runs
     at, or ``as-exported`` when the file decides), ``input_name``, ``input_shape`` (None for
-    dynamic dimensions) and ``input_dtype`` (``'uint8'`` or ``'float32'``).
+    dynamic dimensions), ``input_dtype`` (``'uint8'`` or ``'float32'``) and ``max_batch``: the
+    largest batch (input dim 0) ``infer`` takes, or None when any batch runs. A caller serving
+    several cameras splits its batches to that size.
     """
 
     name: str = 'base'
@@ -45,6 +49,7 @@ class Backend(ABC):
         self.input_name = ''
         self.input_shape: Tuple[Optional[int], ...] = ()
         self.input_dtype = 'float32'
+        self.max_batch: Optional[int] = None
 
     @abstractmethod
     def metadata(self) -> Dict[str, str]:
@@ -61,7 +66,21 @@ class Backend(ABC):
         """Return what runs the model, for logs and diagnostics."""
         return {'backend': self.name, 'provider': self.provider, 'precision': self.precision,
                 'model_path': self.model_path,
-                'input': f'{self.input_name} {list(self.input_shape)} {self.input_dtype}'}
+                'input': f'{self.input_name} {list(self.input_shape)} {self.input_dtype}',
+                'max_batch': 'any' if self.max_batch is None else str(self.max_batch)}
+
+    def set_max_batch(self, limit: Optional[int], asked: int) -> None:
+        """
+        Record the largest batch ``infer`` takes (None = any).
+
+        When the caller said it will pass larger batches (``asked``, the ``max_batch`` option), one
+        warning says so: the model cannot grow, so the caller has to split its batches.
+        """
+        self.max_batch = limit
+        if limit is not None and asked > limit:
+            LOGGER.warning('%s: %s takes batches of at most %d, max_batch %d was asked for; '
+                           'larger batches must be split', self.name, self.model_path, limit,
+                           asked)
 
     def __enter__(self) -> 'Backend':
         """Return self, so a backend can be used in a ``with`` block."""
@@ -101,6 +120,22 @@ def check_num_threads(num_threads: int) -> int:
         raise BackendError(f'num_threads must be an integer >= 0 (0 = library default), got '
                            f'{num_threads!r}')
     return int(num_threads)
+
+
+def check_max_batch(max_batch: int) -> int:
+    """Return the caller's largest batch if it is an integer >= 0 (0 = not said), else raise."""
+    if not isinstance(max_batch, (int, np.integer)) or isinstance(max_batch, bool) \
+            or max_batch < 0:
+        raise BackendError(f'max_batch must be an integer >= 0 (0 = not said), got '
+                           f'{max_batch!r}')
+    return int(max_batch)
+
+
+def batch_limit(dim: object) -> Optional[int]:
+    """Return a fixed batch dimension (a positive int), or None for a dynamic one."""
+    if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and dim > 0:
+        return int(dim)
+    return None
 
 
 def make_cache_dir(path: str, what: str = 'engine_cache_dir') -> str:

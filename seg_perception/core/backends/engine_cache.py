@@ -16,15 +16,16 @@
 The TensorRT engine cache: an ONNX model's engine is built once per key and reused after that.
 
 The key is everything an engine depends on: the ONNX file's sha256, the TensorRT version, the
-GPU name and compute capability, the precision asked for, the input shape and batch profile,
-and the DLA core. An entry is ``<stem>-<digest>.engine`` plus ``<stem>-<digest>.json`` (the
-key fields, the engine's size and sha256, the build time and the precision the engine really
-runs). Both are written atomically (a hidden sibling renamed into place), the sidecar last, so
-an entry without a valid sidecar does not exist. Builds of one key are serialized by a lock
-file, so two nodes starting on one cache build once: the second waits, then finds the entry.
-An entry whose engine does not match its sidecar (a truncated or replaced file) is removed and
-rebuilt; so is one TensorRT refuses to deserialize (the caller reports it with
-:meth:`EngineCache.invalidate`).
+GPU name and compute capability, the precision asked for, the input shape and batch profile
+(:func:`batch_profile`: for a dynamic batch ``(1, B, B)``, B the caller's ``max_batch``, so
+another ``max_batch`` is another engine), and the DLA core. An entry is
+``<stem>-<digest>.engine`` plus ``<stem>-<digest>.json`` (the key fields, the engine's size and
+sha256, the build time and the precision the engine really runs). Both are written atomically
+(a hidden sibling renamed into place), the sidecar last, so an entry without a valid sidecar
+does not exist. Builds of one key are serialized by a lock file, so two nodes starting on one
+cache build once: the second waits, then finds the entry. An entry whose engine does not match
+its sidecar (a truncated or replaced file) is removed and rebuilt; so is one TensorRT refuses
+to deserialize (the caller reports it with :meth:`EngineCache.invalidate`).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from seg_perception.core.atomic import write_bytes
 from seg_perception.core.errors import BackendError, one_line
@@ -56,6 +57,20 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def batch_profile(input_shape: Sequence[Any], max_batch: int = 0) -> Tuple[int, int, int]:
+    """
+    Return the (min, opt, max) batch an engine is built for.
+
+    A dynamic batch (dim 0 None) gets ``(1, B, B)`` with ``B = max(1, max_batch)``: tuned for
+    the full batch the caller will pass, still taking fewer. A fixed batch has no profile and
+    ``max_batch`` cannot change its engine: ``(1, 1, 1)`` (the input shape holds the batch).
+    """
+    if list(input_shape[:1]) == [None]:
+        largest = max(1, int(max_batch))
+        return 1, largest, largest
+    return 1, 1, 1
+
+
 @dataclass(frozen=True)
 class EngineKey:
     """What an engine depends on; two equal keys may share one engine."""
@@ -69,6 +84,13 @@ class EngineKey:
     batch_profile: Tuple[int, int, int] = (1, 1, 1)  # min, opt, max batch
     dla_core: int = -1  # -1 = the GPU
     key_version: int = KEY_VERSION
+
+    @classmethod
+    def for_model(cls, input_shape: Sequence[Any], max_batch: int = 0,
+                  **fields: Any) -> 'EngineKey':
+        """Return the key of an engine built for ``max_batch`` (the batch profile follows it)."""
+        return cls(input_shape=tuple(input_shape),
+                   batch_profile=batch_profile(input_shape, max_batch), **fields)
 
     def fields(self) -> Dict[str, Any]:
         """Return the key as a JSON-friendly dict, tuples as lists."""

@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
+from seg_perception.core.backends.base import (Backend, batch_limit, check_max_batch,
+                                               check_model_file, check_num_threads,
                                                check_precision, make_cache_dir, parse_device)
 from seg_perception.core.errors import BackendError, ModelLoadError, one_line
 
@@ -90,13 +91,15 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
                  num_threads: int = 0, engine_cache_dir: str = '',
-                 trust_code: bool = False) -> None:  # ONNX carries no code: always loadable
+                 trust_code: bool = False,  # ONNX carries no code: always loadable
+                 max_batch: int = 0) -> None:
         super().__init__(model_path)
         import onnxruntime as ort
 
         check_model_file(model_path, 'ONNX model')
         check_precision(precision)
         num_threads = check_num_threads(num_threads)
+        max_batch = check_max_batch(max_batch)
         engine_cache_dir = make_cache_dir(engine_cache_dir)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -123,6 +126,9 @@ class OnnxRuntimeBackend(Backend):
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None
                                  for d in model_input.shape)
         self.input_dtype = _ONNX_TYPES.get(model_input.type, model_input.type)
+        # a symbolic dim 0 (export --dynamic) takes any batch; a fixed one takes only itself
+        self.set_max_batch(batch_limit(model_input.shape[0]) if model_input.shape else None,
+                           max_batch)
         self._output_name = self._session.get_outputs()[0].name
         wanted = chain[0][0]
         message = (f'onnxruntime: {os.path.basename(model_path)} runs on {active}'

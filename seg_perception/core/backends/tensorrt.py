@@ -22,6 +22,10 @@ shape and batch profile and the DLA core, built on a miss (progress logged every
 rebuilt when the cached file is broken or TensorRT refuses it. The spec is the ONNX's own
 metadata. Given an ``.engine``/``.plan``, the spec comes from the sidecar ``<engine>.yaml``.
 
+Batches: an ONNX with a dynamic batch is built with the profile (1, B, B), B = ``max_batch``
+(at least 1), so one engine serves B cameras per call; a prebuilt engine takes what its first
+profile allows. ``max_batch`` (the attribute) is that limit; asking for more logs a warning.
+
 Needs the ``tensorrt`` package and the CUDA runtime bindings of ``cuda-python``
 (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases); torch is not used. Device
 buffers are allocated once per I/O tensor; each call copies the input host -> device, runs
@@ -32,12 +36,12 @@ it). Missing libraries or no GPU raise BackendError with what to install.
 
 import logging
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
-                                               check_precision, parse_device)
+from seg_perception.core.backends.base import (Backend, check_max_batch, check_model_file,
+                                               check_num_threads, check_precision, parse_device)
 from seg_perception.core.backends.engine_cache import EngineCache, EngineKey, file_sha256
 from seg_perception.core.backends.tensorrt_build import (build_serialized_engine, BuildOptions,
                                                          check_precision_for_model,
@@ -70,6 +74,21 @@ def import_tensorrt() -> Tuple[Any, Any]:
     return trt, cudart
 
 
+def engine_batch_limit(engine: Any, input_name: str) -> Optional[int]:
+    """
+    Return the largest batch an engine's input takes: its fixed dim 0, else profile 0's max.
+
+    Profile 0 because an execution context uses it unless told otherwise; TensorRT 10's
+    ``get_tensor_profile_shape`` returns its (min, opt, max) shapes.
+    """
+    shape = tuple(engine.get_tensor_shape(input_name))
+    if not shape:
+        return None
+    if shape[0] > 0:
+        return int(shape[0])
+    return int(engine.get_tensor_profile_shape(input_name, 0)[2][0])
+
+
 class TensorRTBackend(Backend):
     """Run a serialized TensorRT engine (``.engine``/``.plan``) on one GPU."""
 
@@ -77,11 +96,12 @@ class TensorRTBackend(Backend):
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
                  num_threads: int = 0, engine_cache_dir: str = '',
-                 trust_code: bool = False) -> None:  # an engine carries no Python code
+                 trust_code: bool = False,  # an engine carries no Python code
+                 max_batch: int = 0) -> None:
         super().__init__(model_path)
         check_precision(precision)
         check_num_threads(num_threads)  # unused by TensorRT, but a bad value is a mistake
-        self._max_batch = 1
+        max_batch = check_max_batch(max_batch)
         kind, index = parse_device(device)
         if kind == 'cpu':
             raise BackendError('tensorrt backend: device "cpu" is not possible; use '
@@ -97,7 +117,8 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         self.build_info: Dict[str, Any] = {}
         if model_path.lower().endswith(ONNX_SUFFIX):
-            engine = self._engine_from_onnx(model_path, precision, engine_cache_dir, index)
+            engine = self._engine_from_onnx(model_path, precision, engine_cache_dir, index,
+                                            max_batch)
         else:
             with open(model_path, 'rb') as stream:
                 engine = self._runtime.deserialize_cuda_engine(stream.read())
@@ -125,6 +146,7 @@ class TensorRTBackend(Backend):
         self.input_shape = tuple(d if d > 0 else None
                                  for d in engine.get_tensor_shape(self.input_name))
         self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name))).name
+        self.set_max_batch(engine_batch_limit(engine, self.input_name), max_batch)
         self.provider = f'TensorRT {trt.__version__} (GPU {index})'
         # what the engine was built with (diagnostics show it): int8 for a QDQ model, fp16 when
         # FP16 kernels were allowed, else fp32
@@ -142,22 +164,18 @@ class TensorRTBackend(Backend):
         return name.strip('\x00 '), f'{properties.major}.{properties.minor}'
 
     def _engine_from_onnx(self, onnx_path: str, precision: str, cache_dir: str,
-                          index: int) -> Any:
-        """Return a deserialized engine for an ONNX model, from the cache or built now."""
+                          index: int, max_batch: int) -> Any:
+        """Return an engine for an ONNX model (cached or built now) that takes ``max_batch``."""
         metadata, shape, ops = onnx_summary(onnx_path)
         check_precision_for_model(onnx_path, precision, ops)
         self._metadata = metadata
         gpu_name, capability = self.gpu_identity(index)
-        max_batch = max(1, self._max_batch)
-        key = EngineKey(onnx_sha256=file_sha256(onnx_path),
-                        tensorrt_version=self._trt.__version__, gpu_name=gpu_name,
-                        compute_capability=capability, precision=precision,
-                        input_shape=tuple(shape),
-                        batch_profile=(1, max_batch, max_batch) if shape[:1] == [None]
-                        else (1, 1, 1))
+        key = EngineKey.for_model(shape, max_batch, onnx_sha256=file_sha256(onnx_path),
+                                  tensorrt_version=self._trt.__version__, gpu_name=gpu_name,
+                                  compute_capability=capability, precision=precision)
         cache = EngineCache(cache_dir)
         stem = os.path.splitext(os.path.basename(onnx_path))[0]
-        options = BuildOptions.for_precision(precision, max_batch=max_batch)
+        options = BuildOptions.for_precision(precision, max_batch=key.batch_profile[2])
 
         def build() -> Tuple[bytes, Dict[str, Any]]:
             return build_serialized_engine(self._trt, onnx_path, options)
@@ -214,7 +232,8 @@ class TensorRTBackend(Backend):
         if None in self.input_shape:
             if not self._context.set_input_shape(self.input_name, tensor.shape):
                 raise BackendError(f'{self.model_path}: input shape {tensor.shape} is outside '
-                                   'the optimization profile of the engine')
+                                   'the optimization profile of the engine (batches of at '
+                                   f'most {self.max_batch})')
         elif tuple(tensor.shape) != self.input_shape:
             raise BackendError(f'{self.model_path}: input of shape {tensor.shape}, the engine '
                                f'takes {self.input_shape}')

@@ -36,12 +36,13 @@ Three kinds of file, on CPU or CUDA (torch is imported only here, and only when 
 from importlib.metadata import entry_points
 import logging
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 import zipfile
 
 import numpy as np
 
-from seg_perception.core.backends.base import (Backend, check_model_file, check_num_threads,
+from seg_perception.core.backends.base import (Backend, batch_limit, check_max_batch,
+                                               check_model_file, check_num_threads,
                                                check_precision, parse_device)
 from seg_perception.core.errors import BackendError, ModelLoadError, one_line, SegPerceptionError
 from seg_perception.core.spec import load_spec, METADATA_KEY, ModelSpec
@@ -121,6 +122,27 @@ def spec_adapter(torch: Any, network: Any, spec: ModelSpec) -> Any:
     return SpecAdapter()
 
 
+def exported_batch_limit(torch: Any, program: Any) -> Optional[int]:
+    """
+    Return the largest batch a ``torch.export`` program takes, or None when it takes any.
+
+    An example-shaped export fixes dim 0 (its module asserts that size); a ``Dim('batch')``
+    export makes it symbolic, bounded by the program's range constraints (``max=``, or none).
+    """
+    try:
+        name = program.graph_signature.user_inputs[0]
+        node = next(n for n in program.graph.nodes if n.op == 'placeholder' and n.name == name)
+        dim = node.meta['val'].shape[0]
+        if not isinstance(dim, torch.SymInt):
+            return batch_limit(int(dim))
+        upper = program.range_constraints[dim.node.expr].upper
+        return int(upper) if upper.is_Integer else None  # int_oo: unbounded
+    except Exception as error:  # noqa: BLE001 - torch.export internals differ by release
+        LOGGER.debug('torch: the batch of the exported program is unknown (%s)',
+                     one_line(error))
+        return None
+
+
 class TorchBackend(Backend):
     """Run a TorchScript / torch.export file or a zoo checkpoint with torch."""
 
@@ -128,11 +150,12 @@ class TorchBackend(Backend):
 
     def __init__(self, model_path: str, device: str = '', precision: str = 'fp32',
                  num_threads: int = 0, engine_cache_dir: str = '',
-                 trust_code: bool = False) -> None:
+                 trust_code: bool = False, max_batch: int = 0) -> None:
         super().__init__(model_path)
         self._trust_code = trust_code is True
         torch = self._torch = import_torch()
         check_precision(precision)
+        max_batch = check_max_batch(max_batch)
         check_model_file(model_path, 'torch model')
         kind, index = parse_device(device)
         if kind == 'cuda' and not torch.cuda.is_available():
@@ -150,7 +173,9 @@ class TorchBackend(Backend):
         if check_num_threads(num_threads) > 0:
             torch.set_num_threads(int(num_threads))  # process-wide in torch
         self._metadata: Dict[str, str] = {}
+        self._batch_limit: Optional[int] = None  # networks and TorchScript take any batch
         self._model = self._load(torch)
+        self.set_max_batch(self._batch_limit, max_batch)
         self.provider = f'torch-{self._device}'
         spec = self._spec_or_none()
         if spec is not None:
@@ -179,6 +204,7 @@ class TorchBackend(Backend):
                 raise ModelLoadError(f'{path}: not a loadable torch.export program '
                                      f'({one_line(error)})') from None
             self._store_extra(extra)
+            self._batch_limit = exported_batch_limit(torch, program)
             if self._device.type != 'cpu':
                 from torch.export.passes import move_to_device_pass
                 program = move_to_device_pass(program, self._device)

@@ -47,6 +47,7 @@ from seg_perception.core.errors import SegPerceptionError
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.conversions import compressed_to_msg, image_to_msg
 from seg_perception.ros.dds import apply_profile
+from seg_perception.ros.diagnostics import STATUS_NAME
 from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import NODE_NAME
 
@@ -151,6 +152,7 @@ class Peer:
         self._lock = threading.Lock()
         self.received: Dict[str, List[Tuple[int, Any]]] = collections.defaultdict(list)
         self.diagnostics: List[Any] = []
+        self.camera_diagnostics: Dict[str, List[Any]] = collections.defaultdict(list)
         self.class_tables: List[Any] = []
         self.compressed = compressed
         publisher_qos = QoSProfile(
@@ -189,13 +191,18 @@ class Peer:
             target.append(item)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Record the node's status; a multi-camera node's camera statuses go by camera."""
+        name = f'{self.node_fqn}: {STATUS_NAME}'
         for status in msg.status:
-            if status.name.startswith(self.node_fqn + ':'):
-                values = {kv.key: kv.value for kv in status.values}
-                values.update({STATUS_LEVEL: int.from_bytes(status.level, 'little')
-                               if isinstance(status.level, bytes) else int(status.level),
-                               STATUS_MESSAGE: status.message})
-                self._append(self.diagnostics, values)
+            if status.name != name and not status.name.startswith(name + ' '):
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            values.update({STATUS_LEVEL: int.from_bytes(status.level, 'little')
+                           if isinstance(status.level, bytes) else int(status.level),
+                           STATUS_MESSAGE: status.message})
+            camera = status.name[len(name) + 1:]
+            self._append(self.camera_diagnostics[camera] if camera else self.diagnostics,
+                         values)
 
     def subscribe(self, output: str, msg_type: Any = Image) -> None:
         """Record the messages of one node output (``labels``, ``overlay``, ...)."""
@@ -287,6 +294,13 @@ class Peer:
         with self._lock:
             self.received.clear()
             self.diagnostics.clear()
+            self.camera_diagnostics.clear()
+
+    def latest_camera_diagnostics(self, camera: str) -> Dict[str, str]:
+        """Return the newest status of one camera of a multi-camera node ({} if none)."""
+        with self._lock:
+            statuses = self.camera_diagnostics.get(camera, [])
+            return dict(statuses[-1]) if statuses else {}
 
     def latest_diagnostics(self) -> Dict[str, str]:
         """Return the key/values of the node's newest diagnostics status ({} if none)."""
