@@ -30,7 +30,8 @@ from typing import Dict, List
 
 import cv2
 import pytest
-from sensor_msgs.msg import CompressedImage
+from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import CameraInfo, CompressedImage
 
 from seg_perception.core import Segmenter
 from seg_perception.ros.dds import apply_profile
@@ -205,8 +206,14 @@ def rates_while(trigger: Trigger, peers: Dict[str, Peer], seconds: float) -> Dic
 
 
 def test_a_silent_camera_does_not_slow_the_others(rig, frames):
-    """With 'left' silent (a batch waits for streaming cameras only), the others keep 10 Hz."""
+    """
+    With 'left' silent the others keep 10 Hz: a batch waits for streaming cameras only.
+
+    batch_timeout_ms is set to 2.5 frame periods here, so a node that waited for the silent
+    camera would serve the others at less than half their rate.
+    """
     node, peers = rig
+    assert peers['front'].set_parameters({'batch_timeout_ms': 250.0})[0].successful
     trigger = Trigger(peers, frames)
     trigger.start()
     try:
@@ -216,6 +223,7 @@ def test_a_silent_camera_does_not_slow_the_others(rig, frames):
         ratios = rates_while(trigger, peers, 4.0)
     finally:
         trigger.stop()
+        peers['front'].set_parameters({'batch_timeout_ms': 30.0})
     assert set(ratios) == {'front', 'right'}
     assert all(ratio >= FULL_RATE for ratio in ratios.values()), ratios
     status = peers['front'].wait_for_diagnostics(lambda values: True, 5.0)
@@ -255,6 +263,57 @@ def test_a_camera_flooding_garbage_does_not_starve_the_others(rig, frames):
     assert int(after['left']['frames_rejected']) == before['left']
     assert 'rejected.' in ' '.join(after['right']), after['right']
     assert 'camera right: rejected frame' in node.log()
+
+
+def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frames):
+    """
+    Per-camera grid parameters and CameraInfo problems affect only that camera.
+
+    'left' gets its own camera height; 'right' a CameraInfo for another aspect ratio (its grid
+    stops, counted under right); 'front' a degenerate K (rejected under front, the grid falls back
+    to the field of view). The node-wide per-camera value is refused with the per-camera name.
+    """
+    node, peers = rig
+    front = peers['front']
+    refused = front.set_parameters({'expected_rate': 5.0})[0]
+    assert not refused.successful and 'front.expected_rate' in refused.reason, refused.reason
+    results = front.set_parameters({'left.drivable_grid.camera_height': 2.0,
+                                    'publish_drivable_grid': True})
+    assert all(result.successful for result in results), [r.reason for r in results]
+    assert front.get_parameters(['left.drivable_grid.camera_height', 'front.expected_rate']) == {
+        'left.drivable_grid.camera_height': 2.0, 'front.expected_rate': RATE_HZ}
+    for name, peer in peers.items():
+        peer.subscribe(f'{name}/drivable_grid', OccupancyGrid)
+    wait_until(lambda: False, 1.0)  # the grid subscriptions match
+    wide = CameraInfo(width=1000, height=1000, k=[500.0, 0, 500, 0, 500, 500, 0, 0, 1])
+    peers['right'].publish_camera_info(wide, topic='right/camera_info')
+    peers['front'].publish_camera_info(CameraInfo(width=480, height=360, k=[0.0] * 9),
+                                       topic='front/camera_info')
+    trigger = Trigger(peers, frames)
+    time.sleep(1.0)
+    trigger.start()
+    try:
+        ratios = rates_while(trigger, peers, 3.0)
+    finally:
+        trigger.stop()
+    assert all(ratio >= FULL_RATE for ratio in ratios.values()), ratios
+    grids = {name: [msg for _, msg in peers[name].messages(f'{name}/drivable_grid')
+                    if msg.header.frame_id.startswith(f'{name}_')] for name in CAMERAS}
+    assert not grids['right'], 'a CameraInfo of another aspect ratio must stop that grid'
+    assert grids['front'] and grids['left']
+    for name in ('front', 'left'):
+        for msg in grids[name]:
+            stamp, _ = trigger.sent[name][int(msg.header.frame_id.rpartition('_')[2])]
+            assert stamp_ns(msg) == stamp
+    heights = {name: grids[name][-1].info.origin.position.y for name in ('front', 'left')}
+    assert heights == pytest.approx({'front': 1.5, 'left': 2.0}), heights
+    statuses = {name: front.latest_camera_diagnostics(name) for name in CAMERAS}
+    assert int(statuses['right'].get('rejected.camera_info_size_mismatch', 0)) > 0, statuses
+    assert int(statuses['front'].get('rejected.bad_camera_info', 0)) == 1, statuses
+    assert 'rejected.bad_camera_info' not in statuses['left']
+    assert 'rejected.camera_info_size_mismatch' not in statuses['left']
+    assert 'camera right: rejected frame (camera_info_size_mismatch)' in node.log()
+    front.set_parameters({'publish_drivable_grid': False})
 
 
 def test_model_swap_under_three_streams_loses_no_camera_for_two_periods(rig, models, frames):
