@@ -350,3 +350,57 @@ def test_a_batch_of_cameras_equals_one_frame_at_a_time(camvid_samples, tmp_path,
             np.mean(got.drivable == want.drivable) >= 0.999
         assert (got.confidence is None) == (output_kind == 'labels')
         assert got.timings['infer'] > 0
+
+
+def test_batch_flags_per_frame_and_calls_split_at_the_backends_max_batch(camvid_samples,
+                                                                          tmp_path):
+    """
+    Per-frame flags give each frame what was asked; batches split at the backend's max_batch.
+
+    A backend that takes at most 2 frames a call runs 5 frames as 2 + 2 + 1, with the same
+    labels as one frame at a time.
+    """
+    from conftest import export_test_model
+    path = export_test_model(tmp_path / 'dynamic.onnx', output_kind='logits',
+                             input_dtype='float32', dynamic=True)
+    frames = [(cv2.resize(camvid_samples[i % 3][1], (160 + 32 * i, 120 + 24 * i)), 'rgb8')
+              for i in range(5)]
+    calls = []
+    with Segmenter(path) as segmenter:
+        wants = [True, False, True, False, False]
+        results = segmenter.process_batch(frames[:3], confidence=wants[:3], color=False,
+                                          overlay=[False, True, False])
+        assert [r.confidence is not None for r in results] == wants[:3]
+        assert [r.overlay is not None for r in results] == [False, True, False]
+        assert all(r.color is None for r in results)
+        with pytest.raises(InputError, match='confidence must be a bool or 3 bools'):
+            segmenter.process_batch(frames[:3], confidence=[True, False])
+        segmenter.backend.max_batch = 2  # as a TensorRT engine built with --batch 2 reports
+        assert segmenter.call_sizes(5) == [2, 2, 1]
+        infer = segmenter.backend.infer
+        segmenter.backend.infer = lambda tensor: calls.append(tensor.shape[0]) or infer(tensor)
+        split = segmenter.process_batch(frames)
+        segmenter.backend.infer = infer
+        single = [segmenter.process(image, encoding).labels for image, encoding in frames]
+    assert calls == [2, 2, 1]
+    for (image, _), got, want in zip(frames, split, single):
+        assert got.labels.shape == image.shape[:2]
+        assert np.mean(got.labels == want) >= 0.999
+
+
+def test_a_fixed_batch_of_n_is_padded_for_a_shorter_last_call(camvid_samples, tmp_path):
+    """A model exported for exactly 2 frames runs 3 frames as 2 + (1 padded to 2)."""
+    from conftest import export_test_model
+    path = export_test_model(tmp_path / 'dynamic.onnx', dynamic=True)
+    model = onnx.load(path)
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 2
+    fixed = tmp_path / 'batch2.onnx'
+    onnx.save(model, str(fixed))  # the spec is in the model's metadata
+    frames = [(camvid_samples[i][1], 'rgb8') for i in range(3)]
+    with Segmenter(str(fixed)) as segmenter, Segmenter(path) as reference:
+        assert segmenter.backend.max_batch == 2 and segmenter.call_sizes(3) == [2, 1]
+        got = segmenter.process_batch(frames)
+        want = [reference.process(image, encoding).labels for image, encoding in frames]
+    for result, labels in zip(got, want):
+        assert np.mean(result.labels == labels) >= 0.999
