@@ -352,8 +352,7 @@ def test_a_batch_of_cameras_equals_one_frame_at_a_time(camvid_samples, tmp_path,
         assert got.timings['infer'] > 0
 
 
-def test_batch_flags_per_frame_and_calls_split_at_the_backends_max_batch(camvid_samples,
-                                                                          tmp_path):
+def test_batch_flags_per_frame_and_calls_split_at_max_batch(camvid_samples, tmp_path):
     """
     Per-frame flags give each frame what was asked; batches split at the backend's max_batch.
 
