@@ -19,8 +19,10 @@ The node runs in a subprocess, as in the other node tests; it must fail before l
 """
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from typing import List
 
 import pytest
@@ -107,3 +109,29 @@ def test_bad_per_camera_value_is_one_line():
                    'left.expected_rate', '-3.0', 'out of range')
     check_one_line(run_node(['-p', "cameras:=['front']", '-p', 'front.input_transport:=jpeg']),
                    'front.input_transport', "'jpeg' is not one of")
+
+
+def test_a_parameter_of_no_camera_is_named_in_a_warning(tmp_path):
+    """A params-file value for a camera that is not in cameras is not silently dropped."""
+    params = tmp_path / 'cameras.yaml'
+    params.write_text("/**:\n  ros__parameters:\n    autostart: false\n    cameras: ['front']\n"
+                      '    rear:\n      expected_rate: 5.0\n', encoding='utf-8')
+    environ = dict(os.environ, PYTHONUNBUFFERED='1')
+    process = subprocess.Popen([sys.executable, '-m', NODE_MODULE, '--ros-args',
+                                '--params-file', str(params)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=environ)
+    lines = []
+    watchdog = threading.Timer(EXIT_TIMEOUT, process.kill)  # the line never came: end the read
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if 'rear.expected_rate' in line:
+                break
+    finally:
+        watchdog.cancel()
+        process.send_signal(signal.SIGINT)
+        process.wait(EXIT_TIMEOUT)
+    output = ''.join(lines)
+    assert 'WARN' in output and 'parameter rear.expected_rate was given but' in output, output
+    assert "cameras: ['front']" in output, output

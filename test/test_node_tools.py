@@ -81,6 +81,51 @@ def test_bench_node_reports_latency_and_ratios(labels_model, tmp_path):
     assert 0 < floor['p50_ms'] <= floor['p99_ms'] and 'transport floor' in done.stdout
 
 
+@pytest.fixture(scope='module')
+def batch_model(tmp_path_factory):
+    """Return a small model that takes a batch (export --dynamic)."""
+    from conftest import export_test_model
+
+    return export_test_model(tmp_path_factory.mktemp('bench_models') / 'batch.onnx',
+                             dynamic=True)
+
+
+@pytest.mark.parametrize('synchronized', [False, True], ids=['free_running', 'synchronized'])
+def test_bench_node_with_two_cameras_reports_each_and_the_batches(
+        synchronized, labels_model, batch_model, tmp_path):
+    """Two cameras, one node: each is served, totals and the shared batch status are reported."""
+    report = tmp_path / 'bench.json'
+    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', 'node',
+               '--cameras', '2', '--size', '320x240', '--rate', '10', '--seconds', '3',
+               '--threads', '1', '--repeats', '5', '--warmup', '1', '--json', str(report)]
+    if synchronized:  # one stamp for both, and time to wait for the other: batches of 2
+        command += ['--model', batch_model, '--synchronized', '--batch-timeout-ms', '30']
+    else:
+        command += ['--model', labels_model]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(report.read_text())
+    assert result['cameras'] == 2 and result['synchronized'] is synchronized
+    assert result['camera'] == [240, 320]
+    assert set(result['per_camera']) == {'cam0', 'cam1'}
+    for name, figures in result['per_camera'].items():
+        assert 0 < figures['frames_received'] <= figures['frames_sent'], name
+        assert figures['latency_p99_ms'] >= figures['latency_p50_ms'] > 0
+        assert f'camera {name}: stamp -> ~/{name}/labels received: p50' in done.stdout
+        assert 'stamp_to_labels' in figures['node_stage_p50_ms']
+    assert result['frames_received'] == sum(
+        figures['frames_received'] for figures in result['per_camera'].values())
+    assert result['served_fps'] == pytest.approx(result['frames_received'] / 2.0)
+    shared = result['node_shared']
+    assert int(shared['inference_calls']) > 0 and float(shared['batch_size.mean']) >= 1.0
+    assert float(shared['latency.inference_call.p50_ms']) > 0
+    sizes = dict(item.split(':') for item in shared['batch_size.histogram'].split())
+    assert set(sizes) <= {'1', '2'} and ('2' in sizes) is synchronized
+    assert 'frames/s served' in done.stdout and 'batch_size.histogram' in done.stdout
+    assert result['transport_floor'] == {} and 'transport floor: skipped' in done.stdout
+    assert ('synchronized' if synchronized else 'free-running') in done.stdout
+
+
 def test_bench_node_rejects_bad_options():
     """Bad numbers are a usage error (exit 2) with a one-line message."""
     command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', 'node',
@@ -88,3 +133,15 @@ def test_bench_node_rejects_bad_options():
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and '--seconds 0.5' in done.stderr
+
+
+@pytest.mark.parametrize('options, message', [
+    (['--synchronized'], '--synchronized: needs --cameras 2 or more'),
+    (['--cameras', '0'], "argument --cameras: '0' must be >= 1"),
+    (['--batch-timeout-ms', '-1'], 'argument --batch-timeout-ms: ')])
+def test_bench_node_rejects_bad_camera_options(options, message):
+    """Camera options out of range, or --synchronized with one camera: exit 2, say which."""
+    command = [sys.executable, '-m', 'seg_perception.tools.cli', 'bench', 'node', *options]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]

@@ -585,7 +585,7 @@ class SegmentationNode(LifecycleNode):
         if not jobs or segmenter is None:
             return
         results = self._segment(segmenter, settings, jobs)
-        self._batch_stats.record(segmenter.call_sizes(len(jobs)) if results else [],
+        self._batch_stats.record(segmenter.call_sizes(len(results)) if results else [],
                                  sorted({result.timings['infer'] for _, result in results}))
         for job, result in results:
             self._publish(job, result)
