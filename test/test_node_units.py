@@ -67,6 +67,19 @@ def test_camera_slots_drop_per_camera_and_batch_in_camera_order():
     assert (slots.dropped('front'), slots.dropped('left'), slots.dropped('right')) == (1, 0, 0)
 
 
+def test_camera_slots_serve_one_at_a_time_in_turn():
+    """With max_items=1 the least recently served camera goes first: round robin."""
+    slots = CameraSlots(['a', 'b', 'c'])
+    taken = []
+    for _ in range(6):
+        for name in 'abc':
+            slots.put(name, name)
+        taken.append(slots.take_batch(timeout=0.1, max_items=1)[0][0])
+    assert taken == ['a', 'b', 'c', 'a', 'b', 'c']
+    assert slots.dropped('a') == 3  # a's frame was replaced while b and c were served
+    assert [name for name, _ in slots.take_batch(timeout=0.1)] == ['a', 'b']  # c just served
+
+
 def test_camera_slots_wait_for_streaming_cameras_only():
     """
     A ready frame waits (up to the timeout) for a streaming camera, not for a silent one.

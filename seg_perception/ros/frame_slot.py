@@ -18,12 +18,15 @@ One-frame mailboxes between the camera subscriptions and the inference worker.
 Each camera has one slot. A callback puts the camera's newest frame; if the worker has not taken
 the previous one yet, that one is replaced and counted as dropped for that camera, so latency
 does not grow with any camera's rate. The worker takes a batch: the pending frame of every
-camera that has one. Before it takes, it may wait up to a batch timeout for the cameras that are
-streaming (a frame within LIVE_PERIODS of their usual interval) but have nothing pending yet, so
-that one backend call serves them all; a camera that went silent is not waited for.
+camera that has one (or, for a model that runs frames one at a time, that of the camera served
+least recently: round robin, each camera with its newest frame). Before it takes, it may wait up
+to a batch timeout for the cameras that are streaming (a frame within LIVE_PERIODS of their
+usual interval) but have nothing pending yet, so that one backend call serves them all; a camera
+that went silent is not waited for.
 """
 
 import collections
+import math
 import statistics
 import threading
 import time
@@ -50,6 +53,7 @@ class CameraSlots(Generic[T]):
         self._last_put: Dict[str, float] = {}
         self._intervals: Dict[str, Deque[float]] = {
             name: collections.deque(maxlen=INTERVALS_KEPT) for name in self._cameras}
+        self._last_taken: Dict[str, float] = {}
         self._closed = False
 
     @property
@@ -88,13 +92,16 @@ class CameraSlots(Generic[T]):
         return [name for name in self._cameras
                 if name not in self._items and self._streaming(name, now)]
 
-    def take_batch(self, wait_for_others_s: float = 0.0,
-                   timeout: Optional[float] = None) -> Optional[List[Tuple[str, T]]]:
+    def take_batch(self, wait_for_others_s: float = 0.0, timeout: Optional[float] = None,
+                   max_items: Optional[int] = None) -> Optional[List[Tuple[str, T]]]:
         """
-        Wait for a pending item; return [(camera, item)] of every camera with one, in order.
+        Wait for a pending item; return [(camera, item)] of the cameras with one.
 
         Once one item is pending, wait up to ``wait_for_others_s`` for the streaming cameras
-        without one. Returns None on ``timeout`` or once closed.
+        without one. The least recently served cameras come first; ``max_items`` takes only
+        that many (the others stay pending, still replaced by newer frames): a worker that runs
+        frames one at a time takes one per call, so the cameras are served in turn, each with
+        its newest frame. Returns None on ``timeout`` or once closed.
         """
         with self._condition:
             self._condition.wait_for(lambda: bool(self._items) or self._closed, timeout)
@@ -109,8 +116,14 @@ class CameraSlots(Generic[T]):
                     self._condition.wait(deadline - now)
                 if self._closed:
                     return None
-            batch = [(name, self._items[name]) for name in self._cameras if name in self._items]
-            self._items.clear()
+            # least recently served first (then list order): with max_items that is round robin
+            order = sorted(self._items, key=lambda name: (self._last_taken.get(name, -math.inf),
+                                                          self._cameras.index(name)))
+            now = self._clock()
+            batch = []
+            for name in order[:max_items]:
+                batch.append((name, self._items.pop(name)))
+                self._last_taken[name] = now
             return batch
 
     def close(self) -> None:

@@ -537,7 +537,12 @@ class SegmentationNode(LifecycleNode):
         """Process the newest frame of every camera that has one, forever, until closed."""
         streams = {stream.name: stream for stream in self._streams}
         while True:
-            batch = self._slots.take_batch(self._batch_wait_s())
+            segmenter = self._segmenter
+            # a model that runs frames one at a time gets one per cycle, the cameras in turn, so
+            # that no camera's frame waits behind the others' inferences
+            one_at_a_time = segmenter is not None and not segmenter.takes_batches
+            batch = self._slots.take_batch(self._batch_wait_s(),
+                                           max_items=1 if one_at_a_time else None)
             self._close_retired()
             if batch is None:
                 return
