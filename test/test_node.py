@@ -333,6 +333,23 @@ def test_optional_outputs_follow_subscribers_and_runtime_parameters(raw, referen
     assert peer.set_parameters({'publish_overlay': True})[0].successful
 
 
+def test_core_log_records_reach_the_node_log(raw):
+    """
+    The core's Python warnings come out through the node's ROS logger, with its name.
+
+    A confidence gate set on a model without confidence is the core's warning; TensorRT build
+    progress travels the same way.
+    """
+    node, peer = raw
+    assert peer.set_parameters({'drivable.min_confidence': 100})[0].successful
+    try:
+        assert wait_until(lambda: 'ignores min_confidence=100' in node.log(), FRAME_TIMEOUT)
+    finally:
+        peer.set_parameters({'drivable.min_confidence': 0})
+    line = next(line for line in node.log().splitlines() if 'ignores min_confidence=100' in line)
+    assert line.startswith('[WARN]') and '[segmentation]:' in line, line
+
+
 def test_class_table_is_latched_and_in_parameters(raw, reference):
     """A late subscriber gets the class table; classes.* parameters describe the model."""
     node, peer = raw

@@ -156,3 +156,50 @@ def test_model_swap_under_a_30hz_stream(models, camvid_samples, tmp_path):
     class_table = peer.class_tables[-1]
     text = class_table.data if hasattr(class_table, 'data') else str(class_table)
     assert all(name in text for name in names_eight)
+
+
+@pytest.mark.gpu
+def test_swap_to_an_onnx_that_needs_a_tensorrt_build_keeps_serving(models, camvid_samples,
+                                                                   tmp_path):
+    """
+    With backend tensorrt, a swap to an ONNX without a cached engine: the old one serves meanwhile.
+
+    Issue 16 item 4: frames keep coming back during the whole build (no gap over two periods),
+    the new model serves after it, and a model TensorRT cannot load is refused with the reason.
+    """
+    from seg_perception.core.backends import tensorrt_unavailable
+    reason = tensorrt_unavailable()
+    if reason:
+        pytest.skip(f'needs TensorRT and an NVIDIA GPU ({reason})')
+    eleven, eight, broken = models
+    frames = [rgb for _, rgb, _ in camvid_samples]
+    node = NodeProcess({'model_path': eleven, 'backend': 'tensorrt',
+                        'engine_cache_dir': str(tmp_path / 'engines'),
+                        'diagnostics_period': 0.5},
+                       name='segmentation_trt_swap', log_dir=str(tmp_path))
+    peer = Peer(node.fqn)
+    stream = Stream(peer, frames)
+    try:
+        probe = peer.make_message(frames[0], 'rgb8', frame_id='probe')
+        assert peer.wait_ready(probe, START_TIMEOUT, alive=node.running), node.log()
+        stream.start()
+        time.sleep(1.0)
+        swap_started = time.time_ns()
+        result = peer.set_parameters({'model_path': eight}, timeout=SWAP_TIMEOUT)[0]
+        swap_returned = time.time_ns()
+        time.sleep(1.0)
+        refused = peer.set_parameters({'model_path': broken}, timeout=SWAP_TIMEOUT)[0]
+        stream.stop()
+    finally:
+        stream.stop()
+        peer.close()
+        code = node.stop()
+    assert code == 0, node.log()
+    assert result.successful, result.reason
+    assert not refused.successful and 'broken.onnx' in refused.reason
+    assert 'built' in node.log()  # the engine of the new model was built during the swap
+    stamps = sorted(stamp for stamp, _ in stream.sent.values())
+    served = {stamp_ns(msg) for _, msg in peer.messages('labels')}
+    during = [stamp in served for stamp in stamps if swap_started <= stamp <= swap_returned]
+    assert during and all(during[i] or during[i + 1] for i in range(len(during) - 1)), \
+        'a gap of more than two frame periods while the engine was built'

@@ -70,6 +70,7 @@ from seg_perception.ros.diagnostics import (BatchStats, level_and_message, make_
                                             status_name)
 from seg_perception.ros.executors import SplitSpinner
 from seg_perception.ros.frame_slot import CameraSlots, SINGLE
+from seg_perception.ros.logging_bridge import bridge_core_logging, unbridge_core_logging
 from seg_perception.ros.memory import keep_large_buffers
 from seg_perception.ros.parameters import (CAMERA_PARAMETERS, camera_names, check_choice,
                                            declare_camera_parameters, declare_node_parameters,
@@ -142,6 +143,7 @@ class SegmentationNode(LifecycleNode):
         """
         parameter_services = kwargs.pop('start_parameter_services', True)
         super().__init__(node_name, start_parameter_services=False, **kwargs)
+        self._log_bridge = bridge_core_logging(self.get_logger())
         self._parameter_service = PairedParameterService(self) if parameter_services else None
         try:
             self._values: Dict[str, Any] = declare_node_parameters(self, load_defaults())
@@ -174,6 +176,11 @@ class SegmentationNode(LifecycleNode):
         self._active = False
         self._exit_timer: Any = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def destroy_node(self) -> None:
+        """Stop forwarding the core's log records, then destroy the node."""
+        unbridge_core_logging(self._log_bridge)
+        super().destroy_node()
 
     def _check_single_camera_remaps(self) -> None:
         """Refuse ``cameras`` together with a remap of the single camera's topics."""
