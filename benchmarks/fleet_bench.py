@@ -18,7 +18,8 @@ Fleet evaluation speed: in process vs Ray with 1 and 2 local workers, and a scal
 Writes ``--bags`` evaluation bags of ``--frames`` CamVid sample frames each (480x360, made with
 ``seg-perception make-bag``), then runs ``seg-perception evaluate`` over all of them:
 
-1. in process (one bag after another; ``--threads 1``),
+1. in process (one bag after another; ``--threads 1 --workers 0``: one inference thread and no
+   decode threads, as each 1-CPU Ray worker runs),
 2. ``--ray --ray-workers 1`` and 3. ``--ray --ray-workers 2`` (a local Ray instance, one
    inference thread per worker),
 
@@ -135,8 +136,8 @@ def predict(one: Dict[str, Any], overhead_s: float, workers: int) -> float:
 def main_bench() -> None:
     """Run the benchmark and print (and optionally save) the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--bags', type=int, default=8)
-    parser.add_argument('--frames', type=int, default=12, help='frames per bag')
+    parser.add_argument('--bags', type=int, default=16)
+    parser.add_argument('--frames', type=int, default=24, help='frames per bag')
     parser.add_argument('--repeats', type=int, default=1)
     parser.add_argument('--model', default='', help='model (default: the bundled one)')
     parser.add_argument('--json', help='write the numbers to this file')
@@ -144,7 +145,9 @@ def main_bench() -> None:
     root = tempfile.mkdtemp(prefix='fleet_bench_')
     try:
         bags = make_bags(root, args.bags, args.frames)
-        configs = {'in-process': (), 'ray-1': ('--ray', '--ray-workers', '1'),
+        # in process without decode threads: what a 1-CPU Ray worker runs (evaluate caps a
+        # worker's decode threads to its --ray-cpus), so the overhead compares like with like
+        configs = {'in-process': ('--workers', '0'), 'ray-1': ('--ray', '--ray-workers', '1'),
                    'ray-2': ('--ray', '--ray-workers', '2')}
         runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in configs}
         load = [os.getloadavg()[0]]

@@ -191,3 +191,26 @@ def test_a_worker_killed_mid_run_is_retried_with_the_same_numbers(
     row = metrics['bags'][2]
     assert row['attempts'] == 2 and row['worker'] != killed[0]
     assert 'retries | 1' in (tmp_path / 'r' / 'report.md').read_text()
+
+
+def test_ctrl_c_under_ray_writes_a_partial_report_and_stops_ray(
+        tmp_path, bags, labels_model, no_ray_left, monkeypatch):
+    """Ctrl-C in the driver while bags are in flight: a report marked incomplete, exit 130."""
+    original = fleet.RayFleet._submit
+
+    def submit(self, slot, unit):
+        if unit.index == 4:  # two or three bags are scored; the driver gets Ctrl-C
+            raise KeyboardInterrupt
+        return original(self, slot, unit)
+
+    monkeypatch.setattr(fleet.RayFleet, '_submit', submit)
+    code, err, metrics = evaluate_on_ray(labels_model, bags, tmp_path / 'r', '--ray',
+                                         '--ray-workers', '2')
+    assert code == 130 and 'interrupted' in err, err
+    assert metrics['complete'] is False and metrics['interrupted'] is True
+    # bags are handed out biggest first, so which ones were scored is not a prefix
+    statuses = [row['status'] for row in metrics['bags']]
+    assert 'ok' in statuses and 'not run' in statuses, statuses
+    assert statuses.count('interrupted') <= 2, statuses  # at most one in flight per worker
+    assert metrics['frames']['evaluated'] > 0
+    assert 'INCOMPLETE' in (tmp_path / 'r' / 'report.md').read_text()

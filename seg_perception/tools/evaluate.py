@@ -1132,10 +1132,18 @@ class StripKeeper:
 
 
 def worker_config(args: argparse.Namespace, options: fleet.RayOptions) -> argparse.Namespace:
-    """Return the options a Ray worker's Evaluator gets (threads default to its CPUs)."""
+    """
+    Return the options a Ray worker's Evaluator gets: its work stays within its --ray-cpus.
+
+    Inference threads default to the worker's CPUs, and its decode/write threads are capped to
+    the CPUs beyond the one that runs inference (none for one CPU): Ray places workers by the
+    CPUs they reserve, and a 1-CPU worker that ran decode threads beside inference used about
+    1.3 cores, so two of them on two cores slowed each other (1.55x instead of 2x).
+    """
     config = argparse.Namespace(**vars(args))
     if not config.threads and not options.gpus:
         config.threads = max(1, int(round(options.cpus)))
+    config.workers = min(config.workers, max(0, int(options.cpus) - 1))
     return config
 
 
