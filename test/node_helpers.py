@@ -14,13 +14,16 @@
 
 """Helpers of the node tests: camera frames in every sensor_msgs encoding, raw message building."""
 
+import itertools
+import threading
 import time
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
+SEQUENCES = itertools.count()  # frame sequences of Trigger, unique across a test run
 # Every encoding issue 4 asks for, with the camera-side conversion from RGB.
 BAYER_OFFSETS = {  # (row, col) of R and B in the 2x2 tile
     'bayer_rggb8': ((0, 0), (1, 1)), 'bayer_bggr8': ((1, 1), (0, 0)),
@@ -82,3 +85,54 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Return the fraction of equal pixels of two label maps of the same shape."""
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.mean(a == b))
+
+
+class Trigger:
+    """
+    Publish one frame per camera on a common clock in a thread; cameras can be muted.
+
+    Every frame's frame_id is ``<camera>_<sequence>`` (sequences unique within the test run), so
+    an output tells which frame it was made from; ``sent[camera][sequence]`` is (stamp, index).
+    """
+
+    def __init__(self, peers: Dict[str, Any], frames: Dict[str, list], rate_hz: float) -> None:
+        """Prepare one message per camera and frame (compressed peers: PNG); call start()."""
+        self.peers = peers
+        self.period = 1.0 / rate_hz
+        self.messages = {name: [peer.make_message(frame, 'rgb8', fmt='png')
+                                for frame in frames[name]] for name, peer in peers.items()}
+        self.sent: Dict[str, Dict[int, tuple]] = {name: {} for name in peers}  # seq -> stamp, i
+        self.muted: set = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        """Start publishing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing and wait for the thread."""
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            sequence = next(SEQUENCES)
+            stamp = time.time_ns()
+            for name, peer in self.peers.items():
+                if name in self.muted:
+                    continue
+                index = sequence % len(self.messages[name])
+                msg = self.messages[name][index]
+                msg.header.frame_id = f'{name}_{sequence}'
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+                peer.publish(msg)
+                self.sent[name][sequence] = (stamp, index)
+            next_time += self.period
+            time.sleep(max(0.0, next_time - time.monotonic()))
+
+    def sent_between(self, name: str, begin_ns: int, end_ns: int) -> List[int]:
+        """Return the sequences of a camera sent with a stamp in [begin, end)."""
+        return [seq for seq, (stamp, _) in list(self.sent[name].items())
+                if begin_ns <= stamp < end_ns]

@@ -23,10 +23,9 @@ node runs the cameras' frames in one inference; every label map must still equal
 gives for that frame alone.
 """
 
-import itertools
 import threading
 import time
-from typing import Dict, List
+from typing import Dict
 
 import cv2
 import pytest
@@ -39,7 +38,7 @@ from seg_perception.ros.harness.peer import (image_array, NodeProcess, Peer, sta
                                              wait_until)
 
 from conftest import export_test_model
-from node_helpers import agreement
+from node_helpers import agreement, Trigger
 
 apply_profile()
 
@@ -52,52 +51,6 @@ SWAP_TIMEOUT = 120.0
 MIN_AGREEMENT = 0.999
 FULL_RATE = 0.9  # served / sent of a camera that nothing should slow down
 FLOOD_HZ = 100.0
-SEQUENCES = itertools.count()  # frame sequences are unique across the tests of the module
-
-
-class Trigger:
-    """Publish one frame per camera on a common clock in a thread; cameras can be muted."""
-
-    def __init__(self, peers: Dict[str, Peer], frames: Dict[str, list]) -> None:
-        """Prepare one message per camera and frame; call start()."""
-        self.peers = peers
-        self.messages = {name: [peer.make_message(frame, 'rgb8', fmt='png')
-                                for frame in frames[name]] for name, peer in peers.items()}
-        self.sent: Dict[str, Dict[int, tuple]] = {name: {} for name in peers}  # seq -> stamp, i
-        self.muted: set = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        """Start publishing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop publishing and wait for the thread."""
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        next_time = time.monotonic()
-        while not self._stop.is_set():
-            sequence = next(SEQUENCES)
-            stamp = time.time_ns()
-            for name, peer in self.peers.items():
-                if name in self.muted:
-                    continue
-                index = sequence % len(self.messages[name])
-                msg = self.messages[name][index]
-                msg.header.frame_id = f'{name}_{sequence}'
-                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-                peer.publish(msg)
-                self.sent[name][sequence] = (stamp, index)
-            next_time += 1.0 / RATE_HZ
-            time.sleep(max(0.0, next_time - time.monotonic()))
-
-    def sent_between(self, name: str, begin_ns: int, end_ns: int) -> List[int]:
-        """Return the sequences of a camera sent with a stamp in [begin, end)."""
-        return [seq for seq, (stamp, _) in list(self.sent[name].items())
-                if begin_ns <= stamp < end_ns]
 
 
 def served(peer: Peer, name: str) -> Dict[int, object]:
@@ -160,7 +113,7 @@ def test_three_cameras_match_single_frame_runs_with_their_own_header_and_size(
     with Segmenter(models[0], num_threads=1) as segmenter:
         expected = {name: [segmenter.process(frame, 'rgb8').labels for frame in frames[name]]
                     for name in CAMERAS}
-    trigger = Trigger(peers, frames)
+    trigger = Trigger(peers, frames, RATE_HZ)
     trigger.start()
     time.sleep(4.0)
     trigger.stop()
@@ -214,7 +167,7 @@ def test_a_silent_camera_does_not_slow_the_others(rig, frames):
     """
     node, peers = rig
     assert peers['front'].set_parameters({'batch_timeout_ms': 250.0})[0].successful
-    trigger = Trigger(peers, frames)
+    trigger = Trigger(peers, frames, RATE_HZ)
     trigger.start()
     try:
         time.sleep(1.0)
@@ -245,7 +198,7 @@ def test_a_camera_flooding_garbage_does_not_starve_the_others(rig, frames):
             time.sleep(1.0 / FLOOD_HZ)
 
     flooder = threading.Thread(target=flood, daemon=True)
-    trigger = Trigger({name: peers[name] for name in ('front', 'left')}, frames)
+    trigger = Trigger({name: peers[name] for name in ('front', 'left')}, frames, RATE_HZ)
     flooder.start()
     trigger.start()
     try:
@@ -289,7 +242,7 @@ def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frame
     peers['right'].publish_camera_info(wide, topic='right/camera_info')
     peers['front'].publish_camera_info(CameraInfo(width=480, height=360, k=[0.0] * 9),
                                        topic='front/camera_info')
-    trigger = Trigger(peers, frames)
+    trigger = Trigger(peers, frames, RATE_HZ)
     time.sleep(1.0)
     trigger.start()
     try:
@@ -319,7 +272,7 @@ def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frame
 def test_model_swap_under_three_streams_loses_no_camera_for_two_periods(rig, models, frames):
     """Swap model_path while all three stream: per camera, no gap over two frame periods."""
     node, peers = rig
-    trigger = Trigger(peers, frames)
+    trigger = Trigger(peers, frames, RATE_HZ)
     trigger.start()
     try:
         time.sleep(1.5)

@@ -19,7 +19,6 @@ Each output is attributed to the model that made it by comparing it with both mo
 the same frame; frames carry their sequence number in frame_id, so a gap is counted in frames.
 """
 
-import threading
 import time
 
 import numpy as np
@@ -30,7 +29,7 @@ from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.harness.peer import image_array, NodeProcess, Peer, stamp_ns
 
 from conftest import export_test_model
-from node_helpers import agreement
+from node_helpers import agreement, Trigger
 
 apply_profile()
 
@@ -40,40 +39,6 @@ START_TIMEOUT = 90.0
 SWAP_TIMEOUT = 120.0
 MIN_AGREEMENT = 0.99
 MAX_MISSING_IN_A_ROW = 1  # "no gap longer than 2 frame periods"
-
-
-class Stream:
-    """Publish CamVid frames at 30 Hz in a thread; frame_id = 'swap_<sequence>'."""
-
-    def __init__(self, peer: Peer, frames: list) -> None:
-        """Prepare one message per frame; call start()."""
-        self.peer = peer
-        self.messages = [peer.make_message(rgb, 'rgb8') for rgb in frames]
-        self.sent = {}  # sequence -> (stamp ns, frame index)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        """Start publishing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop publishing and wait for the thread."""
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        period = 1.0 / RATE_HZ
-        next_time = time.monotonic()
-        sequence = 0
-        while not self._stop.is_set():
-            index = sequence % len(self.messages)
-            msg = self.messages[index]
-            msg.header.frame_id = f'swap_{sequence}'
-            self.sent[sequence] = (self.peer.publish(msg, restamp=True), index)
-            sequence += 1
-            next_time += period
-            time.sleep(max(0.0, next_time - time.monotonic()))
 
 
 @pytest.fixture(scope='module')
@@ -100,7 +65,7 @@ def test_model_swap_under_a_30hz_stream(models, camvid_samples, tmp_path):
     node = NodeProcess({'model_path': eleven, 'num_threads': 1, 'diagnostics_period': 0.5},
                        name='segmentation_swap', log_dir=str(tmp_path))
     peer = Peer(node.fqn)
-    stream = Stream(peer, frames)
+    stream = Trigger({'swap': peer}, {'swap': frames}, RATE_HZ)
     try:
         probe = peer.make_message(frames[0], 'rgb8', frame_id='probe')
         assert peer.wait_ready(probe, START_TIMEOUT), node.log()
@@ -131,7 +96,7 @@ def test_model_swap_under_a_30hz_stream(models, camvid_samples, tmp_path):
         if not msg.header.frame_id.startswith('swap_'):
             continue
         sequence = int(msg.header.frame_id.split('_')[1])
-        stamp, index = stream.sent[sequence]
+        stamp, index = stream.sent['swap'][sequence]
         assert stamp_ns(msg) == stamp
         labels = image_array(msg)
         made_by = [name for name, maps in expected.items()
@@ -146,11 +111,12 @@ def test_model_swap_under_a_30hz_stream(models, camvid_samples, tmp_path):
     assert all(model == 'eight' for _, model, stamp in outputs if stamp > swap_returned)
     sequences = [sequence for sequence, _, _ in outputs]
     missing = np.diff(sequences) - 1
-    assert len(sequences) >= 0.8 * len(stream.sent), (len(sequences), len(stream.sent))
+    sent = stream.sent['swap']
+    assert len(sequences) >= 0.8 * len(sent), (len(sequences), len(sent))
     around_swap = [m for (s, _, stamp), m in zip(outputs[1:], missing)
                    if swap_started - 1e9 <= stamp <= swap_returned + 1e9]
     print(f'swap call {(swap_returned - swap_started) / 1e6:.0f} ms; {len(sequences)}/'
-          f'{len(stream.sent)} frames segmented; most missing in a row: around the swap '
+          f'{len(sent)} frames segmented; most missing in a row: around the swap '
           f'{max(around_swap)}, whole stream {int(missing.max())}')
     assert max(around_swap) <= MAX_MISSING_IN_A_ROW, (around_swap, node.log()[-2000:])
     class_table = peer.class_tables[-1]
@@ -178,7 +144,7 @@ def test_swap_to_an_onnx_that_needs_a_tensorrt_build_keeps_serving(models, camvi
                         'diagnostics_period': 0.5},
                        name='segmentation_trt_swap', log_dir=str(tmp_path))
     peer = Peer(node.fqn)
-    stream = Stream(peer, frames)
+    stream = Trigger({'swap': peer}, {'swap': frames}, RATE_HZ)
     try:
         probe = peer.make_message(frames[0], 'rgb8', frame_id='probe')
         assert peer.wait_ready(probe, START_TIMEOUT, alive=node.running), node.log()
@@ -198,7 +164,7 @@ def test_swap_to_an_onnx_that_needs_a_tensorrt_build_keeps_serving(models, camvi
     assert result.successful, result.reason
     assert not refused.successful and 'broken.onnx' in refused.reason
     assert 'built' in node.log()  # the engine of the new model was built during the swap
-    stamps = sorted(stamp for stamp, _ in stream.sent.values())
+    stamps = sorted(stamp for stamp, _ in stream.sent['swap'].values())
     served = {stamp_ns(msg) for _, msg in peer.messages('labels')}
     during = [stamp in served for stamp in stamps if swap_started <= stamp <= swap_returned]
     assert during and all(during[i] or during[i + 1] for i in range(len(during) - 1)), \
