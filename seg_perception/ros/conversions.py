@@ -20,7 +20,7 @@ module only moves message fields in and out. Outputs are built with ``data = arr
 (assigning the array itself is ~300x slower in rclpy) and carry the input header.
 """
 
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
@@ -68,3 +68,8 @@ def compressed_to_msg(array: np.ndarray, encoding: str, fmt: str,
     msg.format = compressed_format(encoding, fmt)
     msg.data = encode_compressed(array, encoding, fmt)
     return msg
+
+
+def stamp_ns(msg: Any) -> int:
+    """Return the header stamp of a message in nanoseconds."""
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec

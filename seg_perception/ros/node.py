@@ -64,7 +64,8 @@ from seg_perception.core.ground_grid import GroundProjector, Intrinsics
 from seg_perception.ros import class_table, qos
 from seg_perception.ros.camera_stream import (CAMERA_INFO_TOPIC, CameraStream,
                                               COMPRESSED_SUFFIX, INPUT_TOPIC)
-from seg_perception.ros.conversions import image_from_compressed_msg, image_from_msg, image_to_msg
+from seg_perception.ros.conversions import (image_from_compressed_msg, image_from_msg,
+                                            image_to_msg, stamp_ns)
 from seg_perception.ros.dds import PROFILE_VARIABLE
 from seg_perception.ros.diagnostics import (BatchStats, level_and_message, make_status,
                                             status_name)
@@ -763,7 +764,6 @@ class SegmentationNode(LifecycleNode):
             stream = self._streams[0]
             values = self._camera_values_of(stream)
             values.update(shared)
-            values['input_transport'] = values.pop('input_transport')
             statuses = [self._camera_status(stream, values)]
         else:
             statuses = []
@@ -787,11 +787,6 @@ class SegmentationNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = statuses
         self._diagnostics_publisher.publish(msg)
-
-
-def stamp_ns(msg: Any) -> int:
-    """Return a message's header stamp in nanoseconds."""
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def init_error_message(error: Exception) -> str:

@@ -45,7 +45,7 @@ import yaml
 
 from seg_perception.core.errors import SegPerceptionError
 from seg_perception.ros import class_table, qos
-from seg_perception.ros.conversions import compressed_to_msg, image_to_msg
+from seg_perception.ros.conversions import compressed_to_msg, image_to_msg, stamp_ns
 from seg_perception.ros.dds import apply_profile
 from seg_perception.ros.diagnostics import STATUS_NAME
 from seg_perception.ros.memory import keep_large_buffers
@@ -57,11 +57,6 @@ NODE_MODULE = 'seg_perception.ros.node'  # what NodeProcess runs with python -m
 # Keys added to the recorded diagnostics values for the status level and message.
 STATUS_LEVEL = 'status.level'
 STATUS_MESSAGE = 'status.message'
-
-
-def stamp_ns(msg: Any) -> int:
-    """Return the header stamp of a message in nanoseconds."""
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def image_array(msg: Image) -> np.ndarray:
