@@ -89,7 +89,8 @@ def rig(models, frames, tmp_path_factory):
         parameters[name] = {'input_transport': transport, 'expected_rate': RATE_HZ}
     node = NodeProcess(parameters, name='segmentation_cameras',
                        log_dir=str(tmp_path_factory.mktemp('cameras')))
-    peers = {name: Peer(node.fqn, outputs=(f'{name}/labels', f'{name}/drivable_mask'),
+    peers = {name: Peer(node.fqn, outputs=(f'{name}/labels', f'{name}/drivable_mask') + (
+                 (f'{name}/color',) if name == 'right' else ()),
                         compressed=transport == 'compressed', input_topic=f'{name}/image',
                         name=f'camera_{name}', diagnostics=name == 'front')
              for name, (_, transport) in CAMERAS.items()}
@@ -130,6 +131,11 @@ def test_three_cameras_match_single_frame_runs_with_their_own_header_and_size(
         masks = [msg for _, msg in peers[name].messages(f'{name}/drivable_mask')
                  if msg.header.frame_id.startswith(f'{name}_')]
         assert masks and all((m.height, m.width) == (height, width) for m in masks)
+    colors = [msg for _, msg in peers['right'].messages('right/color')
+              if msg.header.frame_id.startswith('right_')]
+    assert colors and all((m.height, m.width, m.encoding) == (240, 320, 'rgb8') and
+                          stamp_ns(m) == trigger.sent['right'][int(
+                              m.header.frame_id.rpartition('_')[2])][0] for m in colors)
     shared = peers['front'].wait_for_diagnostics(
         lambda values: int(values.get('inference_calls', 0)) > 0, 10.0)
     # one trigger publishes the three frames within a millisecond: they run as one batch
