@@ -113,22 +113,21 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def check_count(name: str, value: int, zero_means: str) -> int:
+    """Return an option that counts something if it is an integer >= 0, else raise naming it."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise BackendError(f'{name} must be an integer >= 0 (0 = {zero_means}), got {value!r}')
+    return int(value)
+
+
 def check_num_threads(num_threads: int) -> int:
     """Return the thread count if it is an integer >= 0 (0 = library default), else raise."""
-    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
-            or num_threads < 0:
-        raise BackendError(f'num_threads must be an integer >= 0 (0 = library default), got '
-                           f'{num_threads!r}')
-    return int(num_threads)
+    return check_count('num_threads', num_threads, 'library default')
 
 
 def check_max_batch(max_batch: int) -> int:
     """Return the caller's largest batch if it is an integer >= 0 (0 = not said), else raise."""
-    if not isinstance(max_batch, (int, np.integer)) or isinstance(max_batch, bool) \
-            or max_batch < 0:
-        raise BackendError(f'max_batch must be an integer >= 0 (0 = not said), got '
-                           f'{max_batch!r}')
-    return int(max_batch)
+    return check_count('max_batch', max_batch, 'not said')
 
 
 def batch_limit(dim: object) -> Optional[int]:
