@@ -203,6 +203,29 @@ def test_sequence_split_trains_and_validates_on_disjoint_sequences(tmp_path):
         assert message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
 
+def test_all_frames_trains_on_train_and_val_and_writes_the_last_epoch(tmp_path):
+    """--all-frames (the final model) pools train/ and val/ and keeps the last epoch."""
+    import torch
+
+    make_dataset(tmp_path / 'data', count=3)
+    names = sorted(os.listdir(tmp_path / 'data' / 'val'))
+    for name in names:  # val frames of another sequence, so the pooled set is 3 + 3 distinct
+        for folder in ('val', 'valannot'):
+            os.rename(tmp_path / 'data' / folder / name,
+                      tmp_path / 'data' / folder / name.replace(name.split('_')[0], 'SeqB'))
+    common = tiny_run(tmp_path / 'data', 2) + ['--out', tmp_path / 'run', '--all-frames']
+    result = train(common)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '6 train + 3 val images' in result.stdout
+    assert 'seen in training' in result.stdout and 'final weights' in result.stdout
+    assert not (tmp_path / 'run' / 'best.pt').exists()
+    final = torch.load(tmp_path / 'run' / 'final.pt', weights_only=True)
+    assert final['epoch'] == 2
+    refused = train(common + ['--train-sequences', 'SeqB', '--val-sequences', 'Nope'])
+    assert refused.returncode == 1 and 'Traceback' not in refused.stderr, refused.stderr
+    assert '--all-frames' in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_resume_from_another_architecture_is_refused(tmp_path):
     make_dataset(tmp_path / 'data', count=2)
     common = tiny_run(tmp_path / 'data', 1)

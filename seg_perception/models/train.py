@@ -17,7 +17,9 @@ Training loop for zoo models on CamVid-style data (CPU or CUDA), resumable every
 
 Checkpoints: ``resume.pt`` (the whole run state: fp32 weights, optimizer, epoch, history, RNG;
 what ``--resume`` continues, identically to an uninterrupted run) and ``best.pt`` (fp16 state
-dict of the best validation mIoU, small enough to commit). Logs: ``history.csv``,
+dict of the best validation mIoU, small enough to commit); a run on all frames
+(``all_frames``) has no held-out frames to pick an epoch on, so it writes ``final.pt`` (the same
+format) after every epoch instead. Logs: ``history.csv``,
 ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
 full image resized to the model input, prediction resized back (NEAREST) and scored against the
 full-size labels with the core metrics.
@@ -76,18 +78,27 @@ class TrainConfig:
     # the folder's own train/ and val/ splits)
     train_sequences: Tuple[str, ...] = ()
     val_sequences: Tuple[str, ...] = ()
+    # the final model: train on train/ and val/ together with a schedule chosen on a disjoint
+    # split; val/ is then seen in training and only reported as a sanity check
+    all_frames: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 def load_training_data(config: TrainConfig, table: ClassTable
                        ) -> Tuple[List[Sample], List[Sample]]:
-    """Return (train, val) samples: the folder's splits, or a split by recording sequence."""
+    """Return (train, val) samples: the folder's splits, a split by sequence, or all frames."""
+    if config.all_frames and (config.train_sequences or config.val_sequences):
+        raise DataError('--all-frames trains on every frame of train/ and val/; it does not go '
+                        'with --train-sequences/--val-sequences')
     if bool(config.train_sequences) != bool(config.val_sequences):
         raise DataError('--train-sequences and --val-sequences go together (a sequence split '
                         'needs both sides)')
     if config.train_sequences:
         train_pairs, val_pairs = sequence_split(config.data, config.train_sequences,
                                                 config.val_sequences)
+    elif config.all_frames:
+        val_pairs = list_pairs(config.data, 'val')
+        train_pairs = list_pairs(config.data, 'train') + val_pairs
     else:
         train_pairs, val_pairs = list_pairs(config.data, 'train'), list_pairs(config.data, 'val')
     return (load_pairs(train_pairs[:config.max_train_items], table),
@@ -231,7 +242,7 @@ class Trainer:
             raise DataError(f'{path}: not a checkpoint of this architecture and class count '
                             f'({one_line(error)})') from None
         self.best_miou = state.get('best_miou', state.get('miou', -1.0))
-        if not os.path.isfile(os.path.join(self.config.out, 'best.pt')):
+        if not os.path.isfile(os.path.join(self.config.out, self.weights_name)):
             self.best_miou = -1.0  # resumed into a new run folder: its first validation is best
         self.history = state.get('history', [])
         if 'rng' in state:
@@ -252,6 +263,9 @@ class Trainer:
         """
         Write resume.pt every epoch (atomically) and best.pt (fp16, small) on a new best.
 
+        An all-frames run writes final.pt (fp16) every epoch instead of best.pt: its val frames
+        are in its training set, so a best epoch picked on them would flatter it again.
+
         ``resume.pt`` is the whole state of the run (fp32 weights, AdamW moments, epoch, history,
         both RNG states), so ``--resume`` continues exactly as an uninterrupted run would.
         """
@@ -260,14 +274,19 @@ class Trainer:
                  'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
                  'config': asdict(self.config)}
         atomic_torch_save(state, os.path.join(self.config.out, 'resume.pt'))
-        if best:
+        if best or self.config.all_frames:
             half = {k: (v.half() if v.is_floating_point() else v)
                     for k, v in self.model.state_dict().items()}
             atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
                                'arch': self.config.arch, 'backbone': self.config.backbone,
                                'num_classes': self.num_classes, 'classes': self.config.classes,
                                'height': self.config.height, 'width': self.config.width},
-                              os.path.join(self.config.out, 'best.pt'))
+                              os.path.join(self.config.out, self.weights_name))
+
+    @property
+    def weights_name(self) -> str:
+        """Return the file name of the run's deployable weights (best.pt or final.pt)."""
+        return 'final.pt' if self.config.all_frames else 'best.pt'
 
     # -- loop ----------------------------------------------------------------------------------
     def batches(self, order: np.ndarray, steps: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
@@ -343,8 +362,11 @@ class Trainer:
             self.history.append(row)
             self.save(best)
             self.write_logs()
-            shown = f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})' \
-                if 'val_miou' in row else ''
+            shown = ''
+            if 'val_miou' in row:
+                shown = (f'val mIoU {row["val_miou"]:.1f} (seen in training)'
+                         if config.all_frames else
+                         f'val mIoU {row["val_miou"]:.1f} (best {self.best_miou:.1f})')
             print(f'epoch {self.epoch}/{config.epochs} loss {loss:.3f} {shown} '
                   f'{row["seconds"]:.0f}s', flush=True)
         return self.history[-1] if self.history else {}

@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--val-sequences', type=sequence_list, default=(), metavar='C',
                         help='validate on these sequences (must not overlap the training '
                              'ones); with --train-sequences')
+    parser.add_argument('--all-frames', action='store_true',
+                        help='train on train/ and val/ together (the final model, with a '
+                             'schedule chosen on a sequence-disjoint split); writes the last '
+                             "epoch's weights to final.pt, val is reported as seen frames")
     parser.add_argument('--height', type=positive_int, default=360, help='deployed input height')
     parser.add_argument('--width', type=positive_int, default=480, help='deployed input width')
     parser.add_argument('--crop', default='288x384', help='training crop HxW')
@@ -107,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
         train_sequences=args.train_sequences, val_sequences=args.val_sequences,
+        all_frames=args.all_frames,
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
                               scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
@@ -114,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
           f'{len(trainer.val_set)} val images, {trainer.device}, epoch {trainer.epoch} -> '
           f'{config.epochs}, out {config.out}', flush=True)
     final = trainer.fit()
-    print(f'train: done, epoch {trainer.epoch}, best val mIoU {trainer.best_miou:.2f}, '
-          f'last {final.get("val_miou", float("nan")):.2f}; best weights '
-          f'{os.path.join(config.out, "best.pt")}')
+    weights = os.path.join(config.out, trainer.weights_name)
+    if config.all_frames:
+        print(f'train: done, epoch {trainer.epoch}, val mIoU (seen in training) '
+              f'{final.get("val_miou", float("nan")):.2f}; final weights {weights}')
+    else:
+        print(f'train: done, epoch {trainer.epoch}, best val mIoU {trainer.best_miou:.2f}, '
+              f'last {final.get("val_miou", float("nan")):.2f}; best weights {weights}')
     return 0
