@@ -2,6 +2,8 @@
 # Sequence-disjoint development run (issue 13): train on 0001TP + 0016E5 (train/ and val/ pooled,
 # 367 frames), validate on 0006R0 (101 frames the model never sees). Resumable: rerun this script
 # and it continues from resume.pt exactly where it stopped.
+# Finished (300 of 300 epochs) on 2026-12-02: best.pt is epoch 274 (the best on 0006R0), last.pt
+# the fp16 weights of epoch 300; the scores on 0006R0 are in eval_0006R0/. resume.pt is not kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=training/lraspp_seqsplit
