@@ -207,11 +207,20 @@ class Peer:
             msg_type, f'{self.node_fqn}/{output}', on_message, qos.output_qos()))
 
     def publish_camera_info(self, msg: Any, topic: str = 'camera_info') -> None:
-        """Publish a sensor_msgs/CameraInfo (the publisher is made on first use)."""
+        """
+        Publish a sensor_msgs/CameraInfo (the publisher is made on first use).
+
+        A new publisher waits (up to 5 s) for the node's subscription to match first: a message
+        published before discovery is lost, and a test that sends one CameraInfo counts on it.
+        """
         if self._camera_info_publisher is None:
             self._camera_info_publisher = self.node.create_publisher(
                 CameraInfo, topic, QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                                               reliability=ReliabilityPolicy.RELIABLE))
+            deadline = time.monotonic() + 5.0
+            while (self._camera_info_publisher.get_subscription_count() == 0
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
         self._camera_info_publisher.publish(msg)
 
     def close(self) -> None:
