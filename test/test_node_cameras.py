@@ -246,8 +246,10 @@ def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frame
     wait_until(lambda: False, 1.0)  # the grid subscriptions match
     wide = CameraInfo(width=1000, height=1000, k=[500.0, 0, 500, 0, 500, 500, 0, 0, 1])
     peers['right'].publish_camera_info(wide, topic='right/camera_info')
-    peers['front'].publish_camera_info(CameraInfo(width=480, height=360, k=[0.0] * 9),
-                                       topic='front/camera_info')
+    for _ in range(3):  # a one-shot CameraInfo can still be lost while discovery completes
+        peers['front'].publish_camera_info(CameraInfo(width=480, height=360, k=[0.0] * 9),
+                                           topic='front/camera_info')
+        time.sleep(0.2)
     trigger = Trigger(peers, frames, RATE_HZ)
     time.sleep(1.0)
     trigger.start()
@@ -268,7 +270,7 @@ def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frame
     assert heights == pytest.approx({'front': 1.5, 'left': 2.0}), heights
     statuses = {name: front.latest_camera_diagnostics(name) for name in CAMERAS}
     assert int(statuses['right'].get('rejected.camera_info_size_mismatch', 0)) > 0, statuses
-    assert int(statuses['front'].get('rejected.bad_camera_info', 0)) == 1, statuses
+    assert 1 <= int(statuses['front'].get('rejected.bad_camera_info', 0)) <= 3, statuses
     assert 'rejected.bad_camera_info' not in statuses['left']
     assert 'rejected.camera_info_size_mismatch' not in statuses['left']
     assert 'camera right: rejected frame (camera_info_size_mismatch)' in node.log()
