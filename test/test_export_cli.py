@@ -19,6 +19,7 @@ The command runs in-process through ``cli.main`` (as the console script does) so
 not pay a torch import per case; one test runs the installed console script itself.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -213,6 +214,62 @@ def test_bad_classes_file(classes_yaml, fragments, tmp_path, capsys):
                               + SMALL, capsys)
     assert code == 1
     assert_one_line_error(err, str(classes), *fragments)
+    assert not out.exists()
+
+
+def test_class_bias_offsets_the_exported_logits(tmp_path, capsys):
+    """--class-bias adds each named class's offset to its logits; the model records them."""
+    from seg_perception.models.zoo import create_model
+    torch.manual_seed(5)
+    model = create_model('lraspp', num_classes=11).eval()
+    checkpoint = tmp_path / 'lraspp.pt'
+    torch.save(model.state_dict(), checkpoint)
+    bias = tmp_path / 'bias.yaml'
+    bias.write_text('# offsets\nRoad: 0.75\nPedestrian: -1.5\n')
+    exported = {}
+    for name, extra in (('plain', []), ('biased', ['--class-bias', bias])):
+        out = tmp_path / f'{name}.onnx'
+        code, stdout, _ = run_export(['--arch', 'lraspp', '--weights', checkpoint, '--output',
+                                      'logits', '--input', 'float32', '--layout', 'nchw',
+                                      '--out', out] + extra + SMALL, capsys)
+        assert code == 0
+        exported[name] = out
+    assert f'class bias from {bias}' in stdout.strip().splitlines()[-1]
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 128)).astype(np.float32)
+    logits = {name: ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+              .run(None, {'input': x})[0] for name, path in exported.items()}
+    offsets = np.zeros(11, np.float32)
+    offsets[3], offsets[9] = 0.75, -1.5  # Road, Pedestrian in the CamVid table
+    np.testing.assert_allclose(logits['biased'], logits['plain'] + offsets[None, :, None, None],
+                               atol=1e-4)
+    metadata = onnx.load(str(exported['biased'])).metadata_props
+    recorded = json.loads({p.key: p.value for p in metadata}['seg_perception.class_bias'])
+    assert recorded['Road'] == 0.75 and recorded['Pedestrian'] == -1.5
+    assert recorded['Sky'] == 0.0 and len(recorded) == 11
+    assert 'seg_perception.class_bias' not in {
+        p.key for p in onnx.load(str(exported['plain'])).metadata_props}
+
+
+@pytest.mark.parametrize('bias_yaml,fragments', [
+    ('Roadway: 1.0\n', ["'Roadway' is not a class", 'Road']),
+    ('Road: high\n', ['offset of Road must be a finite number', "'high'"]),
+    ('Road: .nan\n', ['offset of Road must be a finite number']),
+    ('Road: true\n', ['offset of Road must be a finite number']),
+    ('- Road\n', ['a mapping of class name to logit offset']),
+    ('', ['a mapping of class name to logit offset']),
+    ('Road: [\n', ['invalid YAML']),
+    (None, ['class-bias file not found']),
+])
+def test_bad_class_bias_file(bias_yaml, fragments, tmp_path, capsys):
+    """A class-bias file naming an unknown class or holding no numbers fails in one line."""
+    bias = tmp_path / 'bias.yaml'
+    if bias_yaml is not None:
+        bias.write_text(bias_yaml)
+    out = tmp_path / 'model.onnx'
+    code, _, err = run_export(['--arch', 'lraspp', '--class-bias', bias, '--out', out]
+                              + SMALL, capsys)
+    assert code == 1
+    assert_one_line_error(err, str(bias), *fragments)
     assert not out.exists()
 
 

@@ -37,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 import warnings
 
 from seg_perception.core import atomic
@@ -90,6 +90,7 @@ class ExportSummary:
         if self.label_agreement is not None:
             parts.append(f'int8 vs fp32 label agreement {100 * self.label_agreement:.2f} % on '
                          f'{self.calibration_images} calibration images')
+        parts += self.notes
         parts.append(f'{self.file_bytes / 1e6:.1f} MB')
         return f'{self.path}: ' + ', '.join(parts) + f' ({self.seconds:.1f} s)'
 
@@ -243,7 +244,9 @@ def simplify_graph(proto):
 
 def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_OPSET,
                  dynamic: bool = False, simplify: bool = True, count_flops: bool = False,
-                 quantizer: Optional[Callable] = None, half: bool = False) -> ExportSummary:
+                 quantizer: Optional[Callable] = None, half: bool = False,
+                 metadata: Optional[Dict[str, str]] = None,
+                 notes: Sequence[str] = ()) -> ExportSummary:
     """
     Export ``model`` as the graph ``spec`` describes and write it atomically to ``out_path``.
 
@@ -255,6 +258,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     core graph into INT8 QDQ and reports the label agreement with the fp32 model. ``half``
     stores and computes the core graph in fp16 (its float32 input and logits kept, so the fused
     adapters are unchanged): what TensorRT 11, which has no FP16 builder flag, builds as fp16.
+    ``metadata`` adds entries beside the spec; ``notes`` go into the summary line.
     """
     import onnx
 
@@ -273,7 +277,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     graph = wrap_graph(core, spec, dynamic)
     if simplify and quantizer is None:
         graph = simplify_graph(graph)
-    add_metadata(graph, spec)
+    add_metadata(graph, spec, metadata or {})
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as error:
@@ -284,16 +288,17 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
                          file_bytes=file_bytes, opset=opset_of(graph),
                          seconds=time.monotonic() - started, gflops=gflops,
                          precision='int8' if quantizer is not None else
-                         'fp16' if half else 'fp32',
+                         'fp16' if half else 'fp32', notes=list(notes),
                          **summary_extra)
 
 
-def add_metadata(proto, spec: ModelSpec) -> None:
-    """Store the spec JSON under METADATA_KEY and set the producer fields."""
+def add_metadata(proto, spec: ModelSpec, extra: Optional[Dict[str, str]] = None) -> None:
+    """Store the spec JSON under METADATA_KEY (and ``extra``); set the producer fields."""
     del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = spec.to_json()
+    for key, value in [(METADATA_KEY, spec.to_json())] + sorted((extra or {}).items()):
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = value
     proto.producer_name = PRODUCER_NAME
     proto.producer_version = package_version()
     proto.doc_string = spec.summary()

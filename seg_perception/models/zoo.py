@@ -22,9 +22,11 @@ size in the message (no silent padding: the exported graph has exactly the size 
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+import math
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from seg_perception.core.errors import ModelLoadError, one_line, SegPerceptionError
+from seg_perception.core.errors import ModelLoadError, one_line, quoted, SegPerceptionError
+from seg_perception.core.spec import read_yaml
 
 
 class ZooError(SegPerceptionError):
@@ -169,6 +171,55 @@ def _DictOutput(inner):  # noqa: N802 - behaves like a class constructor
             return self.inner(x)['out']
 
     return DictOutput(inner)
+
+
+def read_class_bias(path: str, class_ids: Mapping[str, int], num_classes: int) -> List[float]:
+    """
+    Read a class-bias file (YAML mapping of class name to logit offset); one offset per class.
+
+    A model trained with class-weighted cross-entropy over-predicts the rare classes the weights
+    favour; constant per-class offsets added before the argmax take part of that back without
+    retraining (post-hoc logit adjustment). ``class_ids`` maps the table's names to their logit
+    channels; classes the file does not name get 0.
+    """
+    data = read_yaml(path, 'class-bias file', ZooError)
+    if not isinstance(data, dict) or not data:
+        raise ZooError(f'{path}: a class-bias file is a mapping of class name to logit offset, '
+                       f'got {quoted(data)}')
+    offsets = [0.0] * num_classes
+    for name, value in data.items():
+        if name not in class_ids:
+            raise ZooError(f'{path}: {quoted(name)} is not a class of the table '
+                           f'({", ".join(class_ids)})')
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ZooError(f'{path}: the offset of {name} must be a finite number, got '
+                           f'{quoted(value)}')
+        offsets[class_ids[name]] = float(value)
+    return offsets
+
+
+def with_class_bias(model, offsets: Sequence[float]):
+    """Return ``model`` with a constant offset added to each class's logits."""
+    import torch
+
+    if len(offsets) != model.num_classes:
+        raise ZooError(f'{len(offsets)} class offsets for a model of {model.num_classes} classes')
+
+    class ClassBias(torch.nn.Module):
+        def __init__(self, wrapped: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = wrapped
+            self.register_buffer('offsets', torch.tensor(offsets, dtype=torch.float32)
+                                 .view(1, -1, 1, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) + self.offsets
+
+    biased = ClassBias(model)
+    for name in ('arch', 'backbone', 'num_classes'):
+        setattr(biased, name, getattr(model, name))
+    return biased
 
 
 def load_checkpoint(model, path: str) -> None:

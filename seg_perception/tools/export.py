@@ -21,6 +21,7 @@ file is written to a temporary name and renamed, so a failure never leaves a par
 """
 
 import argparse
+import json
 
 from seg_perception.core import spec as spec_module
 from seg_perception.core.errors import UsageError
@@ -30,12 +31,14 @@ from seg_perception.models.export import (check_output_path, DEFAULT_OPSET, expo
 from seg_perception.models.quantize import (CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD,
                                             make_quantizer, QUANTIZE_CHOICES)
 from seg_perception.models.zoo import (ARCHITECTURES, check_input_size, create_model,
-                                       resolve_backbone)
+                                       read_class_bias, resolve_backbone, with_class_bias)
 from seg_perception.tools.argtypes import positive_int, within
 
 
 DEFAULT_HEIGHT = 360  # CamVid frames are 480x360
 DEFAULT_WIDTH = 480
+# the offsets a --class-bias export added, recorded beside the spec in the model's metadata
+CLASS_BIAS_KEY = 'seg_perception.class_bias'
 DEFAULT_LAYOUT = 'nhwc'  # camera images are HWC: the transpose happens inside the graph
 
 
@@ -86,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--calib-method', choices=CALIBRATION_METHODS,
                         default=DEFAULT_CALIBRATION_METHOD,
                         help='activation range calibration (default %(default)s)')
+    parser.add_argument('--class-bias', metavar='FILE.yaml',
+                        help='logit offsets added before the argmax (YAML: class name -> '
+                             'offset; unnamed classes 0), e.g. to take back part of the '
+                             'class weighting of training (see models/README.md)')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip counting GFLOPs (one extra forward pass)')
 
@@ -109,14 +116,24 @@ def run(args: argparse.Namespace) -> int:
         drivable_classes=table.drivable, channel_order=args.channel_order,
         input_dtype=args.input, input_layout=args.layout, output_kind=args.output,
         resize_mode=args.resize_mode, source=args.out)
+    class_ids = {info.name: info.id for info in table.classes}
+    offsets = (read_class_bias(args.class_bias, class_ids, table.num_classes)
+               if args.class_bias else None)
     quantizer = None
     if args.quantize:
         images = load_calibration_images(args.calib, args.calib_count, args.calib_topic)
         quantizer = make_quantizer(images, args.calib_method)
     model = create_model(arch, backbone, num_classes=table.num_classes, weights=args.weights)
+    metadata, notes = {}, []
+    if offsets is not None:
+        model = with_class_bias(model, offsets)
+        metadata[CLASS_BIAS_KEY] = json.dumps({name: offsets[index]
+                                               for name, index in class_ids.items()})
+        notes.append(f'class bias from {args.class_bias}')
     print(f'seg-perception export: {arch}-{backbone} {args.height}x{args.width} -> {args.out}'
           + (f' (int8, calibrating on {args.calib})' if quantizer else ''), flush=True)
     summary = export_model(model, spec, args.out, opset=args.opset, dynamic=args.dynamic,
-                           half=args.half, count_flops=not args.no_flops, quantizer=quantizer)
+                           half=args.half, count_flops=not args.no_flops, quantizer=quantizer,
+                           metadata=metadata, notes=notes)
     print(summary.line())
     return 0
