@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # After the all-frames run has reached epoch 300: export final.pt as the bundle candidate (fp32
-# and static INT8, labels + confidence fused, dynamic batch) into OUT (default /tmp/final), score
-# both and the current bundle on val (seen in training by the candidate, so only a sanity check)
-# and on the committed samples, and time them. Copying the files into models/ is a separate,
+# and static INT8, labels + confidence fused, dynamic batch; each also with the class bias of
+# alpha 0.75 chosen on 0006R0, see models/README.md) into OUT (default /tmp/final), score them and
+# the current bundle on val (seen in training by the candidate, so only a sanity check) and on
+# the committed samples, and time them. Copying the files into models/ is a separate,
 # deliberate step (see models/README.md): this script never touches the bundle.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,16 +15,21 @@ grep -q '^epoch 300/300' "$RUN/train.log" || { echo "$RUN: the run has not reach
 mkdir -p "$OUT"
 COMMON=(--arch lraspp --classes camvid --weights "$RUN/final.pt" --height 360 --width 480
         --output labels_confidence --dynamic)
+.venv/bin/python training/class_bias.py --data "$DATA" --all-frames --alpha 0.75 \
+    --out "$RUN/class_bias_0.75.yaml"
+BIAS=(--class-bias "$RUN/class_bias_0.75.yaml")
 $SP export "${COMMON[@]}" --out "$OUT/camvid_lraspp.onnx"
 $SP export "${COMMON[@]}" --quantize int8 --calib "$DATA/train" --calib-count 64 \
     --out "$OUT/camvid_lraspp_int8.onnx"
-for model in "$OUT/camvid_lraspp.onnx" "$OUT/camvid_lraspp_int8.onnx" \
-        models/camvid_lraspp.onnx models/camvid_lraspp_int8.onnx; do
+$SP export "${COMMON[@]}" "${BIAS[@]}" --out "$OUT/camvid_lraspp_bias.onnx"
+$SP export "${COMMON[@]}" "${BIAS[@]}" --quantize int8 --calib "$DATA/train" --calib-count 64 \
+    --out "$OUT/camvid_lraspp_bias_int8.onnx"
+for model in "$OUT"/camvid_lraspp*.onnx models/camvid_lraspp.onnx models/camvid_lraspp_int8.onnx; do
     name=$(basename "$(dirname "$model")")_$(basename "$model" .onnx)
     $SP evaluate --model "$model" --images "$DATA/val" --labels "$DATA/valannot" \
         --drivable-precision 0.98 --report "$OUT/val_$name"
     $SP evaluate --model "$model" --images data/samples/camvid/images \
         --labels data/samples/camvid/labels --drivable-precision 0.98 --report "$OUT/samples_$name"
 done
-$SP bench models "$OUT/camvid_lraspp.onnx" "$OUT/camvid_lraspp_int8.onnx" \
+$SP bench models "$OUT/camvid_lraspp_bias.onnx" "$OUT/camvid_lraspp_bias_int8.onnx" \
     models/camvid_lraspp.onnx --repeats 30 --json "$OUT/bench.json"
