@@ -277,7 +277,7 @@ def export_model(model, spec: ModelSpec, out_path: str, *, opset: int = DEFAULT_
     graph = wrap_graph(core, spec, dynamic)
     if simplify and quantizer is None:
         graph = simplify_graph(graph)
-    add_metadata(graph, spec, metadata or {})
+    add_metadata(graph, spec, metadata)
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as error:
