@@ -178,6 +178,8 @@ def test_malformed_messages_are_rejected_counted_and_logged_once(raw, camvid_sam
     """Every malformed kind: rejected, counted by reason, one log line; next frame served."""
     node, peer = raw
     cases = malformed_messages(camvid_samples[1][1])
+    warm_up = raw_message(camvid_samples[1][1], 'rgb8', 'before_malformed')
+    check_output(send(peer, warm_up, node), warm_up)  # the route is matched before the first kind
     before = peer.fresh_diagnostics(FRAME_TIMEOUT)
     sends = 3
     for msg in cases.values():
