@@ -3,6 +3,8 @@
 # sequence-disjoint split) trained on all 468 frames (train/ and val/ pooled, `--all-frames`).
 # val/ is then seen in training, so no epoch is picked on it: final.pt holds the last epoch.
 # Resumable: rerun this script and it continues from resume.pt exactly where it stopped.
+# Finished (300 of 300 epochs) on 2026-12-02 after 4.6 h of CPU epochs over three sessions;
+# final.pt is the bundled model's weights (see finalize.sh, eval/). resume.pt is not kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=training/lraspp_final
