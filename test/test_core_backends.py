@@ -326,7 +326,8 @@ def test_split_architecture_accepts_every_spelling():
 
 @pytest.fixture(scope='module')
 def bundled_checkpoint(tmp_path_factory, camvid_samples):
-    """Return the bundled model's checkpoint (spec beside it), its ONNX export and ONNX labels.
+    """
+    Return the bundled model's checkpoint (spec beside it), its ONNX export and ONNX labels.
 
     The ONNX reference is exported here from the same weights without the bundle's class bias
     (an export-time offset the checkpoint does not carry), so both paths run the same network.
