@@ -4,6 +4,7 @@
 # (training/lraspp_seqsplit/run.sh). Chosen because it costs about half of LRASPP's training
 # step on this CPU (0.79 vs 1.52 s at batch 8, 288x384) and runs 19.5 ms INT8 at 480x360, inside
 # the 30 frames/s target (docs/models.md). Train on 0001TP + 0016E5, validate on 0006R0.
+# Finished 2026-12-03 (0006R0 mIoU 40.4 at epoch 300 against LRASPP 42.6: rejected, models/README.md).
 # Resumable: rerun this script and it continues from resume.pt exactly where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
