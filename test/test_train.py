@@ -152,12 +152,13 @@ def tiny_run(data, epochs):
             2, '--no-progress', '--threads', 1, '--epochs', epochs]
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize('ema', [[], ['--ema', 0.9]], ids=['plain', 'ema'])
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
     """Stopping after epoch 1 and resuming from resume.pt gives the same run, bit for bit."""
     import torch
 
     make_dataset(tmp_path / 'data', count=3)
-    common = tiny_run(tmp_path / 'data', 2)
+    common = ema + tiny_run(tmp_path / 'data', 2)
     straight = train(common + ['--out', tmp_path / 'straight'])
     assert straight.returncode == 0, straight.stderr[-2000:]
     first = train(common[:-1] + [1, '--out', tmp_path / 'split'])
@@ -168,7 +169,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
     def history(run):
         rows = json.loads((tmp_path / run / 'history.json').read_text())['history']
-        return [(r['epoch'], r['loss'], r['val_miou'], r['lr']) for r in rows]
+        return [(r['epoch'], r['loss'], r['val_miou'], r.get('raw_val_miou'), r['lr'])
+                for r in rows]
 
     assert history('straight') == history('split')
     a = torch.load(tmp_path / 'straight' / 'resume.pt', weights_only=True)
@@ -177,6 +179,38 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     for key, value in a['model'].items():
         assert torch.equal(value, b['model'][key]), key
     assert a['rng'] == b['rng'] and torch.equal(a['torch_rng'], b['torch_rng'])
+    assert ('ema' in a) == bool(ema)
+    for key, value in a.get('ema', {}).items():
+        assert torch.equal(value, b['ema'][key]), key
+
+
+def test_ema_weights_are_the_ones_validated_and_written(tmp_path):
+    """--ema deploys the moving average; the trained weights' score is logged beside it."""
+    import torch
+
+    make_dataset(tmp_path / 'data', count=3)
+    run = tmp_path / 'run'
+    # validated only at the end, so best.pt holds epoch 2
+    result = train(tiny_run(tmp_path / 'data', 2) + ['--out', run, '--ema', 0.9,
+                                                     '--val-every', 2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((run / 'history.json').read_text())['history']
+    assert [row['epoch'] for row in rows if 'val_miou' in row and 'raw_val_miou' in row] == [2]
+    state = torch.load(run / 'resume.pt', weights_only=True)
+    best = torch.load(run / 'best.pt', weights_only=True)
+    averaged = {k[len('module.'):]: v for k, v in state['ema'].items() if k.startswith('module.')}
+    assert averaged.keys() == state['model'].keys() == best['model'].keys()
+    weight = next(k for k, v in state['model'].items() if v.is_floating_point() and v.ndim == 4)
+    # two epochs of steps from one start: the average lags the trained weights
+    assert not torch.equal(averaged[weight], state['model'][weight])
+    assert best['epoch'] == 2
+    assert torch.equal(best['model'][weight], averaged[weight].half())
+    for bad, message in ((['--ema', 0.5], 'trained with --ema 0.9, this run uses --ema 0.5'),
+                         ([], 'trained with --ema 0.9, this run uses --ema 0')):
+        refused = train(tiny_run(tmp_path / 'data', 3) + ['--out', run, '--resume',
+                                                          run / 'resume.pt'] + bad)
+        assert refused.returncode == 1 and 'Traceback' not in refused.stderr, refused.stderr
+        assert message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_sequence_split_trains_and_validates_on_disjoint_sequences(tmp_path):

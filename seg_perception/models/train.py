@@ -19,7 +19,11 @@ Checkpoints: ``resume.pt`` (the whole run state: fp32 weights, optimizer, epoch,
 what ``--resume`` continues, identically to an uninterrupted run) and ``best.pt`` (fp16 state
 dict of the best validation mIoU, small enough to commit); a run on all frames
 (``all_frames``) has no held-out frames to pick an epoch on, so it writes ``final.pt`` (the same
-format) after every epoch instead. Logs: ``history.csv``,
+format) after every epoch instead. With ``ema_decay`` the run keeps an exponential moving average
+of the weights (and batch-norm statistics) beside the trained ones: the average is what is
+validated, picked and deployed, and the trained weights' score is logged as ``raw_val_miou``
+(the same trajectory as the run without EMA, so the two compare epoch for epoch). Logs:
+``history.csv``,
 ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
 full image resized to the model input, prediction resized back (NEAREST) and scored against the
 full-size labels with the core metrics.
@@ -37,6 +41,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from seg_perception.core.errors import DataError, one_line
@@ -81,6 +86,8 @@ class TrainConfig:
     # the final model: train on train/ and val/ together with a schedule chosen on a disjoint
     # split; val/ is then seen in training and only reported as a sanity check
     all_frames: bool = False
+    # decay of the weight EMA updated after every optimizer step (0 = off, the bundled recipe)
+    ema_decay: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -206,6 +213,10 @@ class Trainer:
                 module.momentum = config.bn_momentum
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
+        self.ema: Optional[AveragedModel] = None
+        if config.ema_decay > 0:
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(
+                config.ema_decay), use_buffers=True)
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.best_miou = -1.0
@@ -238,6 +249,8 @@ class Trainer:
             if 'optimizer' in state:
                 self.optimizer.load_state_dict(state['optimizer'])
             self.epoch = int(state['epoch'])
+            if self.ema is not None:
+                self.ema.load_state_dict(state['ema'])
         except Exception as error:  # noqa: BLE001 - load_state_dict raises many types
             raise DataError(f'{path}: not a checkpoint of this architecture and class count '
                             f'({one_line(error)})') from None
@@ -258,6 +271,10 @@ class Trainer:
             if key in saved and saved[key] != ours:
                 raise DataError(f'{path}: checkpoint was trained with {key} {saved[key]!r}, '
                                 f'this run uses {ours!r}')
+        saved_decay = saved.get('ema_decay', 0.0)  # checkpoints from before --ema had none
+        if saved_decay != self.config.ema_decay:
+            raise DataError(f'{path}: checkpoint was trained with --ema {saved_decay:g}, this '
+                            f'run uses --ema {self.config.ema_decay:g}; resume with the same')
 
     def save(self, best: bool) -> None:
         """
@@ -273,15 +290,22 @@ class Trainer:
                  'epoch': self.epoch, 'best_miou': self.best_miou, 'history': self.history,
                  'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
                  'config': asdict(self.config)}
+        if self.ema is not None:
+            state['ema'] = self.ema.state_dict()
         atomic_torch_save(state, os.path.join(self.config.out, 'resume.pt'))
         if best or self.config.all_frames:
             half = {k: (v.half() if v.is_floating_point() else v)
-                    for k, v in self.model.state_dict().items()}
+                    for k, v in self.deployed.state_dict().items()}
             atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
                                'arch': self.config.arch, 'backbone': self.config.backbone,
                                'num_classes': self.num_classes, 'classes': self.config.classes,
                                'height': self.config.height, 'width': self.config.width},
                               os.path.join(self.config.out, self.weights_name))
+
+    @property
+    def deployed(self) -> torch.nn.Module:
+        """Return the weights that are validated and written out: the EMA when there is one."""
+        return self.model if self.ema is None else self.ema.module
 
     @property
     def weights_name(self) -> str:
@@ -335,6 +359,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}', lr=f'{lr:.2e}')
         return float(np.mean(losses)) if losses else math.nan
@@ -350,8 +376,12 @@ class Trainer:
                    'seconds': time.time() - started}
             best = False
             if self.epoch % config.val_every == 0 or self.epoch == config.epochs:
-                matrix = evaluate(self.model, self.val_set, self.num_classes, config.height,
+                matrix = evaluate(self.deployed, self.val_set, self.num_classes, config.height,
                                   config.width, self.device)
+                if self.ema is not None:
+                    raw = evaluate(self.model, self.val_set, self.num_classes, config.height,
+                                   config.width, self.device)
+                    row['raw_val_miou'] = float(raw.miou()) * 100
                 iou = matrix.iou()
                 row.update({'val_miou': float(matrix.miou()) * 100,
                             'val_pixel_acc': float(matrix.pixel_accuracy()) * 100})
@@ -401,6 +431,9 @@ def plot_curves(history: List[Dict[str, float]], path: str) -> None:
            for row in history if 'val_miou' in row]
     if val:
         right.plot([v[0] for v in val], [v[1] for v in val], label='val mIoU')
+        raw = [(row['epoch'], row['raw_val_miou']) for row in history if 'raw_val_miou' in row]
+        if raw:
+            right.plot([v[0] for v in raw], [v[1] for v in raw], label='val mIoU (no EMA)')
         right.plot([v[0] for v in val], [v[2] for v in val], label='val road IoU')
         right.legend()
     right.set_xlabel('epoch')

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='median-frequency class weights ** power (0 = unweighted)')
     parser.add_argument('--ohem', type=within(0.0, 0.99), default=0.0,
                         help='keep only this fraction of hardest pixels in the loss (0 = off)')
+    parser.add_argument('--ema', type=within(0.0, 0.99999), default=0.0, metavar='DECAY',
+                        help='validate and deploy an exponential moving average of the weights '
+                             'with this decay per optimizer step, e.g. 0.999 (0 = off)')
     parser.add_argument('--threads', type=non_negative_int, default=0,
                         help='torch CPU threads (0 = all)')
     parser.add_argument('--workers', type=non_negative_int, default=0,
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
         train_sequences=args.train_sequences, val_sequences=args.val_sequences,
-        all_frames=args.all_frames,
+        all_frames=args.all_frames, ema_decay=args.ema,
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
                               scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Issue 13 trial on the sequence-disjoint split: the bundled LRASPP recipe
+# (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step,
+# a time constant of ~22 epochs at 45 steps an epoch). The EMA does not change the trained
+# weights' trajectory, so raw_val_miou in history.csv repeats lraspp_seqsplit's val_miou and
+# val_miou (the averaged weights) compares with it epoch for epoch. Train on 0001TP + 0016E5,
+# validate on 0006R0. Resumable: rerun this script and it continues from resume.pt.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUN=training/lraspp_ema_seqsplit
+RESUME=()
+if [ -f "$RUN/resume.pt" ]; then RESUME=(--resume "$RUN/resume.pt"); fi
+exec .venv/bin/seg-perception train --arch lraspp --data ../shared/data/camvid --out "$RUN" \
+    --train-sequences 0001TP,0016E5 --val-sequences 0006R0 \
+    --epochs 300 --crop 288x384 --scale 0.5-2.0 --batch-size 8 --lr 2e-3 --ema 0.999 \
+    --threads "${THREADS:-1}" --val-every 2 --no-progress "${RESUME[@]}" "$@"
