@@ -22,7 +22,7 @@ dict of the best validation mIoU, small enough to commit); a run on all frames
 format) after every epoch instead. With ``ema_decay`` the run keeps an exponential moving average
 of the weights (and batch-norm statistics) beside the trained ones: the average is what is
 validated, picked and deployed, and the trained weights' score is logged as ``raw_val_miou``
-(the same trajectory as the run without EMA, so the two compare epoch for epoch). Logs:
+(what the same run would deploy without EMA, so the two compare epoch for epoch). Logs:
 ``history.csv``,
 ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
 full image resized to the model input, prediction resized back (NEAREST) and scored against the
