@@ -14,6 +14,8 @@
 # project's CPU: 19.5 and 25.1 ms a frame; deeplabv3plus:resnet18 at 33.0 ms misses 30 fps); set
 # WORKERS lower then (16 cores in all). What comes back in $OUT: history, the weights (fp16:
 # seqsplit-best.pt, final-final.pt, trial-ARCH-BACKBONE-best.pt) and the logs.
+# EXTRA adds training options to every run, e.g. EXTRA='--ema 0.999' (the EMA trial of
+# training/lraspp_ema_seqsplit; each run then logs raw_val_miou beside val_miou).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-index .gpu/wheels/*.whl
@@ -23,6 +25,8 @@ WORKERS=${WORKERS:-7}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 common=(--data .gpu/camvid --epochs "$EPOCHS" --crop 288x384 --scale 0.5-2.0
         --batch-size 8 --lr 2e-3 --workers "$WORKERS" --val-every 10 --no-progress)
+read -r -a extra <<< "${EXTRA:-}"
+common+=("${extra[@]}")
 train() { python3 -m seg_perception.tools.cli train "$@"; }
 train "${common[@]}" --arch lraspp --out runs/seqsplit --train-sequences 0001TP,0016E5 \
     --val-sequences 0006R0 > "$OUT/seqsplit.log" 2>&1 &
