@@ -184,6 +184,19 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
         assert torch.equal(value, b['ema'][key]), key
 
 
+def test_ema_decay_warms_up_then_holds():
+    """The average moves by 1 - min(decay, (1 + n) / (10 + n)) towards the weights each step."""
+    import torch
+
+    from seg_perception.models.train import warmed_up_ema
+
+    update = warmed_up_ema(0.9)
+    for steps, decay in ((1, 2 / 11), (80, 0.9), (10 ** 6, 0.9)):
+        averaged, current = [torch.zeros(3)], [torch.ones(3)]
+        update(averaged, current, torch.tensor(steps))
+        assert torch.allclose(averaged[0], torch.full((3,), 1 - decay)), (steps, averaged)
+
+
 def test_ema_weights_are_the_ones_validated_and_written(tmp_path):
     """--ema deploys the moving average; the trained weights' score is logged beside it."""
     import torch

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='keep only this fraction of hardest pixels in the loss (0 = off)')
     parser.add_argument('--ema', type=within(0.0, 0.99999), default=0.0, metavar='DECAY',
                         help='validate and deploy an exponential moving average of the weights '
-                             'with this decay per optimizer step, e.g. 0.999 (0 = off)')
+                             'with this decay per optimizer step, e.g. 0.999, warmed up as '
+                             'min(DECAY, (1 + n) / (10 + n)) (0 = off)')
     parser.add_argument('--threads', type=non_negative_int, default=0,
                         help='torch CPU threads (0 = all)')
     parser.add_argument('--workers', type=non_negative_int, default=0,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13 trial on the sequence-disjoint split: the bundled LRASPP recipe
-# (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step,
+# (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step
+# after the warm-up min(0.999, (1 + n) / (10 + n)),
 # a time constant of ~22 epochs at 45 steps an epoch). The EMA does not feed back into training,
 # but float differences on this host already move the loss in the 5th digit at epoch 1 (1.97498
 # vs 1.97495 in lraspp_seqsplit) and the runs part after that, so the comparison is inside this
