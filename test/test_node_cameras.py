@@ -245,8 +245,8 @@ def test_per_camera_parameters_and_camera_info_stay_with_their_camera(rig, frame
         peer.subscribe(f'{name}/drivable_grid', OccupancyGrid)
     wait_until(lambda: False, 1.0)  # the grid subscriptions match
     wide = CameraInfo(width=1000, height=1000, k=[500.0, 0, 500, 0, 500, 500, 0, 0, 1])
-    peers['right'].publish_camera_info(wide, topic='right/camera_info')
     for _ in range(3):  # a one-shot CameraInfo can still be lost while discovery completes
+        peers['right'].publish_camera_info(wide, topic='right/camera_info')
         peers['front'].publish_camera_info(CameraInfo(width=480, height=360, k=[0.0] * 9),
                                            topic='front/camera_info')
         time.sleep(0.2)

@@ -24,14 +24,15 @@ gives the product numbers. Run from the repository root:
 """
 
 import sys
+from typing import List, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
-from seg_perception.core.spec import load_class_table
-from seg_perception.models.data import class_weights, load_pairs, sequence_split
+from seg_perception.core.spec import ClassTable, load_class_table
+from seg_perception.models.data import class_weights, load_pairs, Sample, sequence_split
 from seg_perception.models.train import to_tensor
 from seg_perception.models.zoo import create_model
 
@@ -39,8 +40,8 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 ROAD = 3
 
 
-def main(data: str) -> None:
-    """Cache the log-probabilities once, then score every alpha."""
+def load_disjoint_run(data: str) -> Tuple[ClassTable, np.ndarray, List[Sample], torch.nn.Module]:
+    """Return the class table, the run's class weights, the 0006R0 samples and last.pt."""
     torch.set_num_threads(1)
     table = load_class_table('camvid')
     train_pairs, val_pairs = sequence_split(data, ['0001TP', '0016E5'], ['0006R0'])
@@ -48,6 +49,12 @@ def main(data: str) -> None:
     val = load_pairs(val_pairs, table)
     model = create_model('lraspp', num_classes=table.num_classes,
                          weights='training/lraspp_seqsplit/last.pt').float().eval()
+    return table, weights, val, model
+
+
+def main(data: str) -> None:
+    """Cache the log-probabilities once, then score every alpha."""
+    table, weights, val, model = load_disjoint_run(data)
     log_probs = []
     with torch.inference_mode():
         for sample in val:

@@ -28,25 +28,16 @@ import cv2
 import numpy as np
 import torch
 
+from bias_sweep import load_disjoint_run, ROAD
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
-from seg_perception.core.spec import load_class_table
-from seg_perception.models.data import class_weights, load_pairs, sequence_split
 from seg_perception.models.train import to_tensor
-from seg_perception.models.zoo import create_model
 
-ROAD = 3
 SIZES = ((360, 480), (432, 576), (480, 640))
 
 
 def main(data: str) -> None:
     """Score every input size on the 101 frames of 0006R0."""
-    torch.set_num_threads(1)
-    table = load_class_table('camvid')
-    train_pairs, val_pairs = sequence_split(data, ['0001TP', '0016E5'], ['0006R0'])
-    weights = class_weights(load_pairs(train_pairs, table), table.num_classes, power=0.5)
-    val = load_pairs(val_pairs, table)
-    model = create_model('lraspp', num_classes=table.num_classes,
-                         weights='training/lraspp_seqsplit/last.pt').float().eval()
+    table, weights, val, model = load_disjoint_run(data)
     offsets = torch.from_numpy((-0.75 * np.log(weights)).astype(np.float32)[:, None, None])
     for h, w in SIZES:
         matrix, drivable = ConfusionMatrix(table.num_classes), BinaryStats()
