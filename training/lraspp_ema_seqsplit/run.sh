@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 13 trial on the sequence-disjoint split (at epoch 108 of 300 on 2026-12-04, resume.pt
+# Issue 13 trial on the sequence-disjoint split (at epoch 130 of 300 on 2026-12-04, resume.pt
 # committed): the bundled LRASPP recipe
 # (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step
 # after the warm-up min(0.999, (1 + n) / (10 + n)),
