@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
+from conftest import REPO, SAMPLES
 
 CLI = [sys.executable, '-m', 'seg_perception.tools.cli']
 
@@ -218,6 +218,24 @@ def test_ema_weights_are_the_ones_validated_and_written(tmp_path):
     assert not torch.equal(averaged[weight], state['model'][weight])
     assert best['epoch'] == 2
     assert torch.equal(best['model'][weight], averaged[weight].half())
+    # training/last_epoch.py keeps the last epoch (average or trained) once resume.pt goes
+    last_epoch = [sys.executable, os.path.join(REPO, 'training', 'last_epoch.py'),
+                  run / 'resume.pt']
+    for extra, weights, score in (([], averaged, 'val_miou'),
+                                  (['--trained'], state['model'], 'raw_val_miou')):
+        written = subprocess.run(last_epoch + [tmp_path / 'last.pt'] + extra,
+                                 capture_output=True, text=True, timeout=120)
+        assert written.returncode == 0, written.stderr
+        last = torch.load(tmp_path / 'last.pt', weights_only=True)
+        assert last['epoch'] == 2 and last['miou'] == rows[-1][score]
+        assert {k: v for k, v in last.items() if k not in ('model', 'epoch', 'miou')} == {
+            k: v for k, v in best.items() if k not in ('model', 'epoch', 'miou')}
+        assert torch.equal(last['model'][weight], weights[weight].half()), extra
+    not_resume = subprocess.run(last_epoch[:-1] + [run / 'best.pt', tmp_path / 'x.pt'],
+                                capture_output=True, text=True, timeout=120)
+    assert not_resume.returncode == 1 and not (tmp_path / 'x.pt').exists()
+    assert not_resume.stderr.strip() == (f'last_epoch: {run / "best.pt"}: not a resume.pt '
+                                         '(no config, history)')
     for bad, message in ((['--ema', 0.5], 'trained with --ema 0.9, this run uses --ema 0.5'),
                          ([], 'trained with --ema 0.9, this run uses --ema 0')):
         refused = train(tiny_run(tmp_path / 'data', 3) + ['--out', run, '--resume',

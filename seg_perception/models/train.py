@@ -233,14 +233,7 @@ class Trainer:
         Loaded weights-only (tensors and plain containers, no code); a checkpoint of another
         architecture or class table is refused before any epoch runs.
         """
-        if not os.path.isfile(path):
-            raise DataError(f'{path}: checkpoint not found')
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:  # noqa: BLE001 - torch.load raises many types for bad files
-            raise DataError(f'{path}: not a checkpoint ({one_line(error)})') from None
-        if not isinstance(state, dict) or not isinstance(state.get('model'), dict):
-            raise DataError(f'{path}: not a checkpoint (no model state dict)')
+        state = read_checkpoint(path, self.device)
         self.check_compatible(path, state.get('config'))
         try:
             model_state = self.model.state_dict()
@@ -294,12 +287,9 @@ class Trainer:
             state['ema'] = self.ema.state_dict()
         atomic_torch_save(state, os.path.join(self.config.out, 'resume.pt'))
         if best or self.config.all_frames:
-            half = {k: (v.half() if v.is_floating_point() else v)
-                    for k, v in self.deployed.state_dict().items()}
-            atomic_torch_save({'model': half, 'epoch': self.epoch, 'miou': self.best_miou,
-                               'arch': self.config.arch, 'backbone': self.config.backbone,
-                               'num_classes': self.num_classes, 'classes': self.config.classes,
-                               'height': self.config.height, 'width': self.config.width},
+            atomic_torch_save(deployable_checkpoint(self.deployed.state_dict(), self.epoch,
+                                                    self.best_miou, asdict(self.config),
+                                                    self.num_classes),
                               os.path.join(self.config.out, self.weights_name))
 
     @property
@@ -414,6 +404,56 @@ class Trainer:
             json.dump({'config': asdict(self.config), 'history': self.history}, stream,
                       indent=1)
         plot_curves(self.history, os.path.join(out, 'curves.png'))
+
+
+def read_checkpoint(path: str, device: torch.device) -> Dict[str, object]:
+    """Load a checkpoint weights-only (tensors and plain containers, no code) or say why not."""
+    if not os.path.isfile(path):
+        raise DataError(f'{path}: checkpoint not found')
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch.load raises many types for bad files
+        raise DataError(f'{path}: not a checkpoint ({one_line(error)})') from None
+    if not isinstance(state, dict) or not isinstance(state.get('model'), dict):
+        raise DataError(f'{path}: not a checkpoint (no model state dict)')
+    return state
+
+
+def deployable_checkpoint(weights: Dict[str, torch.Tensor], epoch: int, miou: float,
+                          config: Dict[str, object], num_classes: int) -> Dict[str, object]:
+    """Return the small fp16 file (best.pt, final.pt) that the zoo, export and evaluate load."""
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
+    return {'model': half, 'epoch': epoch, 'miou': miou, 'arch': config['arch'],
+            'backbone': config['backbone'], 'num_classes': num_classes,
+            'classes': config['classes'], 'height': config['height'], 'width': config['width']}
+
+
+def last_epoch_checkpoint(resume_path: str, trained: bool = False) -> Dict[str, object]:
+    """
+    Return the deployable weights of a resume.pt's last epoch (its EMA when it has one).
+
+    best.pt is the epoch picked on the validation frames, which flatters it; the end of the
+    schedule is what an all-frames run ships, so a trial is judged on it. ``trained`` takes the
+    trained weights of an EMA run instead of the average; ``miou`` is the last validation score
+    of the weights taken (NaN when the run never validated them).
+    """
+    state = read_checkpoint(resume_path, torch.device('cpu'))
+    missing = sorted({'config', 'epoch', 'history'} - set(state))
+    if missing:
+        raise DataError(f"{resume_path}: not a resume.pt (no {', '.join(missing)})")
+    averaged = 'ema' in state and not trained
+    if averaged:
+        weights = {k[len('module.'):]: v for k, v in state['ema'].items()
+                   if k.startswith('module.')}
+    else:
+        weights = state['model']
+    key = 'val_miou' if averaged or 'ema' not in state else 'raw_val_miou'
+    scores = [row[key] for row in state['history']
+              if row['epoch'] == state['epoch'] and key in row]
+    config = state['config']
+    num_classes = load_class_table(config['classes']).num_classes
+    return deployable_checkpoint(weights, state['epoch'], scores[0] if scores else math.nan,
+                                 config, num_classes)
 
 
 def warmed_up_ema(decay: float) -> Callable[[list, list, torch.Tensor], None]:

@@ -20,7 +20,8 @@ the rare classes on 0006R0 (pole, fence, pedestrian recall 53-64 % at IoU 19-24)
 ``last.pt`` with ``-alpha * ln(w_c)`` added to the logits for a sweep of alpha; the raw argmax
 mask is scored here (no drivable clean-up), ``seg-perception evaluate`` of the exported model
 gives the product numbers. Run from the repository root:
-``.venv/bin/python training/lraspp_seqsplit/bias_sweep.py ../shared/data/camvid``.
+``.venv/bin/python training/lraspp_seqsplit/bias_sweep.py ../shared/data/camvid [WEIGHTS]``;
+WEIGHTS (default this run's last.pt) scores another run on the same split, e.g. the EMA trial.
 """
 
 import sys
@@ -40,21 +41,25 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 ROAD = 3
 
 
-def load_disjoint_run(data: str) -> Tuple[ClassTable, np.ndarray, List[Sample], torch.nn.Module]:
-    """Return the class table, the run's class weights, the 0006R0 samples and last.pt."""
+LAST = 'training/lraspp_seqsplit/last.pt'
+
+
+def load_disjoint_run(data: str, weights_path: str = LAST
+                      ) -> Tuple[ClassTable, np.ndarray, List[Sample], torch.nn.Module]:
+    """Return the class table, the split's class weights, the 0006R0 samples and the model."""
     torch.set_num_threads(1)
     table = load_class_table('camvid')
     train_pairs, val_pairs = sequence_split(data, ['0001TP', '0016E5'], ['0006R0'])
     weights = class_weights(load_pairs(train_pairs, table), table.num_classes, power=0.5)
     val = load_pairs(val_pairs, table)
     model = create_model('lraspp', num_classes=table.num_classes,
-                         weights='training/lraspp_seqsplit/last.pt').float().eval()
+                         weights=weights_path).float().eval()
     return table, weights, val, model
 
 
-def main(data: str) -> None:
+def main(data: str, weights_path: str = LAST) -> None:
     """Cache the log-probabilities once, then score every alpha."""
-    table, weights, val, model = load_disjoint_run(data)
+    table, weights, val, model = load_disjoint_run(data, weights_path)
     log_probs = []
     with torch.inference_mode():
         for sample in val:
@@ -76,4 +81,6 @@ def main(data: str) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit(f'usage: {sys.argv[0]} CAMVID_DIR [WEIGHTS]')
+    main(*sys.argv[1:])
