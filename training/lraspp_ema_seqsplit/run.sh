@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 13 trial on the sequence-disjoint split (at epoch 130 of 300 on 2026-12-04, resume.pt
-# committed): the bundled LRASPP recipe
-# (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step
+# Issue 13 trial on the sequence-disjoint split, finished (300 of 300 epochs) on 2026-12-04 and
+# rejected (models/README.md): EMA 41.9 against 41.6 trained at epoch 300. last.pt holds the EMA of
+# epoch 300 (training/last_epoch.py), best.pt epoch 166; resume.pt is dropped. The bundled
+# LRASPP recipe (training/lraspp_seqsplit/run.sh, same seed) plus a weight EMA (decay 0.999 per optimizer step
 # after the warm-up min(0.999, (1 + n) / (10 + n)),
 # a time constant of ~22 epochs at 45 steps an epoch). The EMA does not feed back into training,
 # but float differences on this host already move the loss in the 5th digit at epoch 1 (1.97498
