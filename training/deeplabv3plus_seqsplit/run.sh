@@ -6,8 +6,8 @@
 # on 0006R0), and MobileNetV2 quantizes well: random-init exports at 352x480 (the nearest size
 # its stride 16 takes) run 14.0 ms INT8 / 26.2 ms fp32 against the bundle's 14.1 / 12.7 ms
 # (`bench models`, model only, 2026-12-04; 25.1 ms INT8 against LRASPP's 20.9 fp32 on the slower
-# host of docs/models.md), so only INT8 fits the 30 frames/s target. 88 s an epoch here (2
-# threads), about 7.3 h for 300 epochs. Train on 0001TP + 0016E5, validate on 0006R0.
+# host of docs/models.md), so only INT8 fits the 30 frames/s target. 71-88 s an epoch here (2
+# threads), 6-7.3 h for 300 epochs. Train on 0001TP + 0016E5, validate on 0006R0.
 # Resumable: rerun this script and it continues from resume.pt exactly where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
