@@ -352,6 +352,58 @@ def test_a_batch_of_cameras_equals_one_frame_at_a_time(camvid_samples, tmp_path,
         assert got.timings['infer'] > 0
 
 
+def test_a_model_that_predicts_at_half_size_gives_labels_at_the_camera_size(camvid_samples,
+                                                                            tmp_path):
+    """
+    An ``--output-downsample 2`` model: labels, mask and confidence at each camera's size.
+
+    They are the model's own half-size labels resized with nearest sampling (never blended),
+    alone and in a batch of cameras of different sizes. The model is the nearest-color one
+    run at 1/4 of the input and upsampled, as segmentation networks end, so its labels vary
+    over the frame and the export has a final upsampling to stop at half the size.
+    """
+    import onnxruntime as ort
+    import torch
+
+    from core_models import nearest_color_model, palette_spec
+    from seg_perception.core.postprocess import resize_nearest
+    from seg_perception.models.export import export_model
+
+    class CoarseNearestColor(torch.nn.Module):
+        def __init__(self, spec) -> None:
+            super().__init__()
+            self.classify = nearest_color_model(spec)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            coarse = self.classify(torch.nn.functional.avg_pool2d(x, 4))
+            return torch.nn.functional.interpolate(coarse, size=x.shape[2:], mode='bilinear',
+                                                   align_corners=False)
+
+    spec = palette_spec(output_kind='labels_confidence', input_layout='nhwc',
+                        input_dtype='uint8')
+    path = str(tmp_path / 'half.onnx')
+    export_model(CoarseNearestColor(spec).eval(), spec, path, dynamic=True, output_downsample=2)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    rgb = [camvid_samples[i][1] for i in range(3)]
+    frames = [(rgb[0], 'rgb8'), (cv2.resize(rgb[1], (640, 400)), 'rgb8'),
+              (cv2.resize(rgb[2], (320, 180)), 'rgb8')]
+    with Segmenter(path) as segmenter:
+        batch = segmenter.process_batch(frames, confidence=True)
+        for (image, _), got in zip(frames, batch):
+            single = segmenter.process(image, confidence=True)
+            model_input = cv2.resize(image, (128, 96), interpolation=cv2.INTER_LINEAR)
+            output = session.run(None, {'input': model_input[None]})[0][0]
+            assert output.shape == (2, 48, 64)  # the model predicts at half its 96x128 input
+            expected = resize_nearest(output[0], *image.shape[:2])
+            assert len(np.unique(expected)) >= 3  # a constant output could not pass
+            for result in (single, got):
+                assert result.labels.shape == result.confidence.shape == image.shape[:2]
+                assert result.drivable.shape == image.shape[:2]
+                assert np.mean(result.labels == expected) >= 0.999
+                assert np.mean(result.confidence
+                               == resize_nearest(output[1], *image.shape[:2])) >= 0.999
+
+
 def test_batch_flags_per_frame_and_calls_split_at_max_batch(camvid_samples, tmp_path):
     """
     Per-frame flags give each frame what was asked; batches split at the backend's max_batch.

@@ -250,6 +250,75 @@ def test_class_bias_offsets_the_exported_logits(tmp_path, capsys):
         p.key for p in onnx.load(str(exported['plain'])).metadata_props}
 
 
+def test_output_downsample_stops_the_final_upsampling_at_a_fraction(tmp_path, capsys):
+    """
+    --output-downsample 2: the logits are the network's, upsampled to half the input size.
+
+    The reference is torchvision's LRASPP run piece by piece with the final interpolation to
+    48x64 instead of 96x128, plus the class bias that sits between that upsampling and the
+    logits; the fused labels + confidence output is the same size.
+    """
+    import torch.nn.functional as F
+
+    from seg_perception.models.zoo import create_model
+    torch.manual_seed(7)
+    model = create_model('lraspp', num_classes=11).eval()
+    checkpoint = tmp_path / 'lraspp.pt'
+    torch.save(model.state_dict(), checkpoint)
+    bias = tmp_path / 'bias.yaml'
+    bias.write_text('Road: 0.5\n')
+    logits_path, fused_path = tmp_path / 'logits.onnx', tmp_path / 'fused.onnx'
+    common = ['--arch', 'lraspp', '--weights', checkpoint, '--output-downsample', 2,
+              '--class-bias', bias] + SMALL
+    code, stdout, _ = run_export(common + ['--output', 'logits', '--input', 'float32',
+                                           '--layout', 'nchw', '--out', logits_path], capsys)
+    assert code == 0
+    assert 'output logits at 48x64' in stdout.strip().splitlines()[-1]
+    code, _, _ = run_export(common + ['--output', 'labels_confidence', '--dynamic',
+                                      '--out', fused_path], capsys)
+    assert code == 0
+    x = torch.randn(1, 3, 96, 128)
+    network = model.inner
+    with torch.no_grad():
+        coarse = network.classifier(network.backbone(x))
+        expected = F.interpolate(coarse, size=(48, 64), mode='bilinear', align_corners=False)
+    expected[:, 3] += 0.5  # Road
+    got = ort.InferenceSession(str(logits_path), providers=['CPUExecutionProvider']).run(
+        None, {'input': x.numpy()})[0]
+    assert got.shape == (1, 11, 48, 64)
+    assert np.abs(got - expected.numpy()).max() < 1e-3
+    session = ort.InferenceSession(str(fused_path), providers=['CPUExecutionProvider'])
+    fused = session.run(None, {'input': np.zeros((3, 96, 128, 3), np.uint8)})[0]
+    assert fused.shape == (3, 2, 48, 64) and fused.dtype == np.uint8
+    assert [d.dim_value for d in onnx.load(str(fused_path)).graph.output[0]
+            .type.tensor_type.shape.dim][1:] == [2, 48, 64]
+
+
+@pytest.mark.parametrize('arguments,code,fragments', [
+    (['--arch', 'lraspp', '--output-downsample', '3'], 2,
+     ['--output-downsample 3 does not divide the input size 96x128']),
+    (['--arch', 'lraspp', '--output-downsample', '0'], 2, ['--output-downsample']),
+    (['--arch', 'lraspp', '--output-downsample', '16'], 1,
+     ['6x8 is smaller than the 12x16 map', 'nothing would be saved']),
+    (['--arch', 'unet', '--output-downsample', '2'], 1,
+     ['unet-resnet18: --output-downsample needs logits that come from a final upsampling',
+      'Conv']),
+])
+def test_bad_output_downsample(arguments, code, fragments, tmp_path, capsys):
+    """A divisor that does not fit the size or the network is refused in one line, no file."""
+    out = tmp_path / 'model.onnx'
+    try:
+        got = cli.main(['export'] + arguments + ['--out', str(out)] + SMALL)
+    except SystemExit as raised:  # argparse's own type checks exit from inside parse_args
+        got = raised.code
+    assert got == code
+    errors = [line for line in capsys.readouterr().err.splitlines() if 'error' in line]
+    assert len(errors) == 1 and errors[0].startswith('seg-perception export: error: ')
+    for fragment in fragments:
+        assert fragment in errors[0]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize('bias_yaml,fragments', [
     ('Roadway: 1.0\n', ["'Roadway' is not a class", 'Road']),
     ('Road: high\n', ['offset of Road must be a finite number', "'high'"]),

@@ -30,7 +30,7 @@ uint8, the label map and the winning class's softmax probability x 255 (rounded)
 confidence gate of the drivable mask works on a fused model with one byte per plane.
 """
 
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -111,8 +111,13 @@ def labels_confidence_nodes(graph, opset: int) -> List:
     ]
 
 
-def wrap_graph(core, spec: ModelSpec, dynamic: bool = False):
-    """Return ``core`` (modified in place) with the spec's input and output adapters."""
+def wrap_graph(core, spec: ModelSpec, dynamic: bool = False,
+               output_hw: Optional[Tuple[int, int]] = None):
+    """
+    Return ``core`` (modified in place) with the spec's input and output adapters.
+
+    ``output_hw`` is the size the core predicts at when it is not the input size.
+    """
     from onnx import helper, numpy_helper, TensorProto
 
     graph = core.graph
@@ -156,6 +161,7 @@ def wrap_graph(core, spec: ModelSpec, dynamic: bool = False):
     graph.input.extend([new_input] + kept_inputs)
 
     batch = 'batch' if dynamic else 1
+    height, width = output_hw or (spec.input_height, spec.input_width)
     if spec.output_kind == 'labels':
         argmax = f'{_PREFIX}argmax'
         post_nodes.append(helper.make_node('ArgMax', [CORE_OUTPUT_NAME], [argmax], name=argmax,
@@ -164,13 +170,13 @@ def wrap_graph(core, spec: ModelSpec, dynamic: bool = False):
                                            name=f'{_PREFIX}labels_uint8', to=TensorProto.UINT8))
         del graph.output[:]
         graph.output.append(helper.make_tensor_value_info(
-            LABELS_NAME, TensorProto.UINT8, [batch, spec.input_height, spec.input_width]))
+            LABELS_NAME, TensorProto.UINT8, [batch, height, width]))
     elif spec.output_kind == 'labels_confidence':
         post_nodes += labels_confidence_nodes(graph, opset_of(core))
         del graph.output[:]
         graph.output.append(helper.make_tensor_value_info(
             LABELS_CONFIDENCE_NAME, TensorProto.UINT8,
-            [batch, 2, spec.input_height, spec.input_width]))
+            [batch, 2, height, width]))
 
     nodes = pre_nodes + list(graph.node) + post_nodes
     del graph.node[:]

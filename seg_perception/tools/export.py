@@ -93,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='logit offsets added before the argmax (YAML: class name -> '
                              'offset; unnamed classes 0), e.g. to take back part of the '
                              'class weighting of training (see models/README.md)')
+    parser.add_argument('--output-downsample', type=positive_int, default=1, metavar='N',
+                        help='predict labels (and confidence or logits) at 1/N of the input '
+                             'size (default 1: full size); the node resizes them to the camera '
+                             'size (nearest). 2 cut the time of the bundled model by a quarter '
+                             'for 0.06 mIoU on unseen frames (models/README.md)')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip counting GFLOPs (one extra forward pass)')
 
@@ -106,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if args.half and args.quantize:
         raise UsageError('--half and --quantize int8 exclude each other')
 
+    if args.height % args.output_downsample or args.width % args.output_downsample:
+        raise UsageError(f'--output-downsample {args.output_downsample} does not divide the '
+                         f'input size {args.height}x{args.width}')
     check_output_path(args.out)
     table = spec_module.load_class_table(args.classes)
     arch, backbone = resolve_backbone(args.arch, args.backbone)
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
           + (f' (int8, calibrating on {args.calib})' if quantizer else ''), flush=True)
     summary = export_model(model, spec, args.out, opset=args.opset, dynamic=args.dynamic,
                            half=args.half, count_flops=not args.no_flops, quantizer=quantizer,
-                           metadata=metadata, notes=notes)
+                           output_downsample=args.output_downsample, metadata=metadata,
+                           notes=notes)
     print(summary.line())
     return 0
