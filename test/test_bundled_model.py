@@ -29,7 +29,7 @@ from seg_perception.core.resources import default_model_path
 from seg_perception.core.metrics import BinaryStats, ConfusionMatrix
 
 # models/README.md, "Accuracy", row "10 committed sample frames"; floors = card - 3 points
-SAMPLE_MIOU_FLOOR = 79.5  # card: 82.5
+SAMPLE_MIOU_FLOOR = 79.2  # card: 82.2
 SAMPLE_ROAD_IOU_FLOOR = 93.7  # card: 96.7
 ROAD = 3
 
