@@ -217,15 +217,22 @@ def test_bad_classes_file(classes_yaml, fragments, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_class_bias_offsets_the_exported_logits(tmp_path, capsys):
-    """--class-bias adds each named class's offset to its logits; the model records them."""
+def lraspp_checkpoint_and_bias(tmp_path, seed: int, bias_yaml: str):
+    """Save a seeded random LRASPP checkpoint and a class-bias file; return (model, both)."""
     from seg_perception.models.zoo import create_model
-    torch.manual_seed(5)
+    torch.manual_seed(seed)
     model = create_model('lraspp', num_classes=11).eval()
     checkpoint = tmp_path / 'lraspp.pt'
     torch.save(model.state_dict(), checkpoint)
     bias = tmp_path / 'bias.yaml'
-    bias.write_text('# offsets\nRoad: 0.75\nPedestrian: -1.5\n')
+    bias.write_text(bias_yaml)
+    return model, checkpoint, bias
+
+
+def test_class_bias_offsets_the_exported_logits(tmp_path, capsys):
+    """--class-bias adds each named class's offset to its logits; the model records them."""
+    _, checkpoint, bias = lraspp_checkpoint_and_bias(
+        tmp_path, 5, '# offsets\nRoad: 0.75\nPedestrian: -1.5\n')
     exported = {}
     for name, extra in (('plain', []), ('biased', ['--class-bias', bias])):
         out = tmp_path / f'{name}.onnx'
@@ -260,13 +267,7 @@ def test_output_downsample_stops_the_final_upsampling_at_a_fraction(tmp_path, ca
     """
     import torch.nn.functional as F
 
-    from seg_perception.models.zoo import create_model
-    torch.manual_seed(7)
-    model = create_model('lraspp', num_classes=11).eval()
-    checkpoint = tmp_path / 'lraspp.pt'
-    torch.save(model.state_dict(), checkpoint)
-    bias = tmp_path / 'bias.yaml'
-    bias.write_text('Road: 0.5\n')
+    model, checkpoint, bias = lraspp_checkpoint_and_bias(tmp_path, 7, 'Road: 0.5\n')
     logits_path, fused_path = tmp_path / 'logits.onnx', tmp_path / 'fused.onnx'
     common = ['--arch', 'lraspp', '--weights', checkpoint, '--output-downsample', 2,
               '--class-bias', bias] + SMALL
