@@ -301,3 +301,52 @@ def test_resume_from_another_architecture_is_refused(tmp_path):
     assert other.returncode == 1 and 'Traceback' not in other.stderr
     assert "trained with arch 'lraspp', this run uses 'pspnet'" in other.stderr
     assert not (tmp_path / 'b' / 'history.json').exists()
+
+
+def test_init_starts_from_a_checkpoint_on_another_backbone(tmp_path):
+    """--init takes a dilated run's weights onto the undilated backbone with a fresh schedule."""
+    import torch
+
+    from seg_perception.models.data import AugmentConfig
+    from seg_perception.models.train import TrainConfig, Trainer
+
+    make_dataset(tmp_path / 'data', count=2)
+    common = tiny_run(tmp_path / 'data', 1)
+    first = train(common + ['--out', tmp_path / 'a'])
+    assert first.returncode == 0, first.stderr[-2000:]
+    start = tmp_path / 'a' / 'best.pt'
+    config = TrainConfig(data=str(tmp_path / 'data'), out=str(tmp_path / 'direct'),
+                         backbone='mobilenet_v3_large_undilated', height=96, width=128,
+                         batch_size=2, epochs=1, num_threads=1, init=str(start),
+                         augment=AugmentConfig(crop_height=96, crop_width=128))
+    trainer = Trainer(config, progress=False)
+    saved = torch.load(start, weights_only=True)['model']
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, saved[key].to(value.dtype)), key
+    assert trainer.epoch == 0 and trainer.history == []
+
+    tuned = train(common + ['--out', tmp_path / 'b', '--backbone',
+                            'mobilenet_v3_large_undilated', '--init', start])
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    state = torch.load(tmp_path / 'b' / 'resume.pt', weights_only=True)
+    assert state['epoch'] == 1 and state['config']['init'] == str(start)
+    assert state['config']['backbone'] == 'mobilenet_v3_large_undilated'
+
+
+def test_bad_init(tmp_path):
+    """--init with --resume, from another architecture, or from no file: one line, no epoch."""
+    make_dataset(tmp_path / 'data', count=2)
+    common = tiny_run(tmp_path / 'data', 1)
+    other = train(common + ['--out', tmp_path / 'psp', '--arch', 'pspnet'])
+    assert other.returncode == 0, other.stderr[-2000:]
+    missing = tmp_path / 'none.pt'
+    cases = [(['--init', tmp_path / 'psp' / 'best.pt', '--resume',
+               tmp_path / 'psp' / 'resume.pt'], 2, '--init starts a new run'),
+             (['--init', tmp_path / 'psp' / 'best.pt'], 1,
+              "trained with arch 'pspnet', this run uses 'lraspp'"),
+             (['--init', missing], 1, f'{missing}: checkpoint not found')]
+    for extra, code, message in cases:
+        result = train(common + ['--out', tmp_path / 'run'] + extra)
+        assert result.returncode == code, (extra, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / 'run' / 'history.json').exists()

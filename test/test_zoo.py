@@ -19,7 +19,8 @@ import torch
 
 from seg_perception.core.errors import ModelLoadError
 from seg_perception.models.zoo import (ARCHITECTURES, check_input_size, create_model,
-                                       nearest_valid_size, resolve_backbone, ZooError)
+                                       load_checkpoint, nearest_valid_size, resolve_backbone,
+                                       ZooError)
 
 
 def test_every_family_is_registered():
@@ -82,3 +83,35 @@ def test_checkpoint_that_is_not_a_state_dict(tmp_path):
     torch.save([1, 2, 3], path)
     with pytest.raises(ModelLoadError, match='list.pt: expected a state dict'):
         create_model('lraspp', num_classes=4, weights=str(path))
+
+
+def test_undilated_lraspp_takes_the_dilated_weights_and_predicts_from_one_32nd():
+    """The undilated backbone loads a dilated checkpoint; its last stage runs at 1/32, not 1/16."""
+    torch.manual_seed(2)
+    dilated = create_model('lraspp', num_classes=5)
+    undilated = create_model('lraspp', 'mobilenet_v3_large_undilated', num_classes=5)
+    undilated.load_state_dict(dilated.state_dict())
+    image = torch.randn(1, 3, 96, 128)
+    for model, stride in ((dilated, 16), (undilated, 32)):
+        model.eval()
+        features = model.inner.backbone(image)
+        assert features['high'].shape[-2:] == (96 // stride, 128 // stride)
+        assert features['low'].shape[-2:] == (96 // 8, 128 // 8)
+        with torch.no_grad():
+            assert model(image).shape == (1, 5, 96, 128)
+
+
+def test_a_checkpoint_of_another_backbone_is_refused_even_where_the_weights_fit(tmp_path):
+    """best.pt records its backbone: loading it as the other MobileNetV3 needs other_backbone."""
+    dilated = create_model('lraspp', num_classes=4)
+    path = tmp_path / 'best.pt'
+    torch.save({'model': dilated.state_dict(), 'arch': 'lraspp',
+                'backbone': 'mobilenet_v3_large'}, path)
+    refusal = ("best.pt: checkpoint was trained with backbone 'mobilenet_v3_large', this model "
+               "is 'mobilenet_v3_large_undilated'")
+    with pytest.raises(ModelLoadError, match=refusal):
+        create_model('lraspp', 'mobilenet_v3_large_undilated', num_classes=4, weights=str(path))
+    undilated = create_model('lraspp', 'mobilenet_v3_large_undilated', num_classes=4)
+    load_checkpoint(undilated, str(path), other_backbone=True)
+    for key, value in undilated.state_dict().items():
+        assert torch.equal(value, dilated.state_dict()[key]), key

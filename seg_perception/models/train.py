@@ -44,12 +44,13 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from seg_perception.core.errors import DataError, one_line
+from seg_perception.core.errors import DataError, ModelLoadError, one_line
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.core.spec import ClassTable, IMAGENET_MEAN, IMAGENET_STD, load_class_table
 from seg_perception.models.data import (augment, AugmentConfig, class_weights, list_pairs,
                                         load_pairs, Sample, sequence_split)
-from seg_perception.models.zoo import check_input_size, create_model, resolve_backbone
+from seg_perception.models.zoo import (check_input_size, create_model, load_checkpoint,
+                                       resolve_backbone)
 
 
 @dataclass
@@ -88,6 +89,9 @@ class TrainConfig:
     all_frames: bool = False
     # decay of the weight EMA updated after every optimizer step (0 = off, the bundled recipe)
     ema_decay: float = 0.0
+    # checkpoint whose weights the run starts from, with a fresh optimizer and schedule
+    # (fine-tuning, e.g. a dilated run onto the undilated backbone); '' = random initialization
+    init: str = ''
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -224,6 +228,8 @@ class Trainer:
         os.makedirs(config.out, exist_ok=True)
         if resume:
             self.load(resume)
+        elif config.init:
+            self.start_from(config.init)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def load(self, path: str) -> None:
@@ -254,6 +260,25 @@ class Trainer:
         if 'rng' in state:
             self.rng.bit_generator.state = state['rng']
             torch.set_rng_state(state['torch_rng'].cpu())
+
+    def start_from(self, path: str) -> None:
+        """
+        Take the weights of another run's checkpoint (best.pt, final.pt, last.pt or resume.pt).
+
+        Same architecture and class table; the backbone may differ where every weight fits
+        (MobileNetV3 dilated or not), which is what fine-tuning onto a cheaper network needs.
+        """
+        state = read_checkpoint(path, self.device)
+        saved = state.get('config', state)
+        for key in ('arch', 'classes'):
+            ours = getattr(self.config, key)
+            if isinstance(saved, dict) and key in saved and saved[key] != ours:
+                raise DataError(f'{path}: --init weights were trained with {key} '
+                                f'{saved[key]!r}, this run uses {ours!r}')
+        try:
+            load_checkpoint(self.model, path, other_backbone=True)
+        except ModelLoadError as error:
+            raise DataError(str(error)) from None
 
     def check_compatible(self, path: str, saved: object) -> None:
         """Refuse a checkpoint whose architecture, backbone or class table differs from ours."""

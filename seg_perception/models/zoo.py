@@ -55,9 +55,15 @@ ARCHITECTURES: Dict[str, ArchInfo] = {
                      {'resnet18': 32, 'resnet34': 32, 'mobilenet_v2': 32}),
     'fcn': ArchInfo('torchvision', ('resnet50', 'resnet101'), 'resnet50',
                     {'resnet50': 1, 'resnet101': 1}),
-    'lraspp': ArchInfo('torchvision', ('mobilenet_v3_large',), 'mobilenet_v3_large',
-                       {'mobilenet_v3_large': 1}),
+    'lraspp': ArchInfo('torchvision', ('mobilenet_v3_large', 'mobilenet_v3_large_undilated'),
+                       'mobilenet_v3_large',
+                       {'mobilenet_v3_large': 1, 'mobilenet_v3_large_undilated': 1}),
 }
+
+# torchvision dilates MobileNetV3's last stage for segmentation (features at 1/16); without the
+# dilation they stay at 1/32, where the 960-channel 1x1 convolutions cost a quarter as much. The
+# weights have the same names and shapes, so either backbone loads the other's checkpoint.
+UNDILATED_SUFFIX = '_undilated'
 
 
 def split_architecture(name: str) -> Tuple[str, Optional[str]]:
@@ -108,9 +114,19 @@ def check_input_size(arch: str, backbone: Optional[str], height: int, width: int
 
 def _torchvision_builder(arch: str, backbone: str) -> Callable:
     from torchvision.models import segmentation as tvs
+    if backbone.endswith(UNDILATED_SUFFIX):
+        return _lraspp_undilated_mobilenet_v3
     name = {'deeplabv3': f'deeplabv3_{backbone}', 'fcn': f'fcn_{backbone}',
             'lraspp': f'lraspp_{backbone}'}[arch]
     return getattr(tvs, name)
+
+
+def _lraspp_undilated_mobilenet_v3(num_classes: int, **unused_weights: object):
+    """Return torchvision's LRASPP on a MobileNetV3-Large that is not dilated (no weights)."""
+    from torchvision.models import mobilenet_v3_large
+    from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
+
+    return _lraspp_mobilenetv3(mobilenet_v3_large(weights=None, dilated=False), num_classes)
 
 
 def create_model(arch: str, backbone: Optional[str] = None, num_classes: int = 11,
@@ -222,8 +238,13 @@ def with_class_bias(model, offsets: Sequence[float]):
     return biased
 
 
-def load_checkpoint(model, path: str) -> None:
-    """Load weights into model; a mismatch reports the differing keys/shapes in one line."""
+def load_checkpoint(model, path: str, other_backbone: bool = False) -> None:
+    """
+    Load weights into model; a mismatch reports the differing keys/shapes in one line.
+
+    A checkpoint that records another backbone (best.pt, final.pt) is refused even where the
+    weights fit (MobileNetV3 dilated or not), unless ``other_backbone`` (fine-tuning from it).
+    """
     import torch
 
     try:
@@ -242,6 +263,11 @@ def load_checkpoint(model, path: str) -> None:
                 break
     if not isinstance(state, dict):
         raise ModelLoadError(f'{path}: expected a state dict, got {type(state).__name__}')
+    recorded = checkpoint.get('backbone') if isinstance(checkpoint, dict) else None
+    ours = getattr(model, 'backbone', None)
+    if not other_backbone and isinstance(recorded, str) and ours and recorded != ours:
+        raise ModelLoadError(f'{path}: checkpoint was trained with backbone {recorded!r}, this '
+                             f'model is {ours!r}')
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

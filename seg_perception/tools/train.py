@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--epochs', type=positive_int, default=200)
     parser.add_argument('--resume', metavar='CKPT',
                         help='continue from the resume.pt of a run (exactly as if never stopped)')
+    parser.add_argument('--init', metavar='CKPT', default='',
+                        help='start from the weights of this checkpoint (best.pt, final.pt, '
+                             'last.pt or resume.pt of a run with the same architecture and '
+                             'class table) with a fresh optimizer and schedule: fine-tuning, '
+                             'e.g. onto the undilated backbone')
     parser.add_argument('--train-sequences', type=sequence_list, default=(), metavar='A,B',
                         help='train on the frames of these recording sequences (file-name '
                              'prefix before "_"), taken from train/ and val/ together')
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f'{args.data}: data folder not found')
     if args.workers < 0:
         raise DataError(f'--workers must be >= 0, got {args.workers}')
+    if args.init and args.resume:
+        raise UsageError('--init starts a new run from weights, --resume continues one; give '
+                         'one of them')
     if args.resume and not os.path.exists(args.resume):
         raise DataError(f'{args.resume}: checkpoint to resume not found')
     config = TrainConfig(
@@ -115,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
         train_sequences=args.train_sequences, val_sequences=args.val_sequences,
-        all_frames=args.all_frames, ema_decay=args.ema,
+        all_frames=args.all_frames, ema_decay=args.ema, init=args.init,
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
                               scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
