@@ -44,6 +44,11 @@ class ArchInfo:
     size_multiple: Dict[str, int]
 
 
+# torchvision dilates MobileNetV3's last stage for segmentation (features at 1/16); without the
+# dilation they stay at 1/32, where the 960-channel 1x1 convolutions see a quarter of the
+# positions. The weights have the same names and shapes, so either loads the other's checkpoint.
+UNDILATED_MOBILENET = 'mobilenet_v3_large_undilated'
+
 ARCHITECTURES: Dict[str, ArchInfo] = {
     'deeplabv3': ArchInfo('torchvision', ('mobilenet_v3_large', 'resnet50'), 'mobilenet_v3_large',
                           {'mobilenet_v3_large': 1, 'resnet50': 1}),
@@ -55,15 +60,10 @@ ARCHITECTURES: Dict[str, ArchInfo] = {
                      {'resnet18': 32, 'resnet34': 32, 'mobilenet_v2': 32}),
     'fcn': ArchInfo('torchvision', ('resnet50', 'resnet101'), 'resnet50',
                     {'resnet50': 1, 'resnet101': 1}),
-    'lraspp': ArchInfo('torchvision', ('mobilenet_v3_large', 'mobilenet_v3_large_undilated'),
+    'lraspp': ArchInfo('torchvision', ('mobilenet_v3_large', UNDILATED_MOBILENET),
                        'mobilenet_v3_large',
-                       {'mobilenet_v3_large': 1, 'mobilenet_v3_large_undilated': 1}),
+                       {'mobilenet_v3_large': 1, UNDILATED_MOBILENET: 1}),
 }
-
-# torchvision dilates MobileNetV3's last stage for segmentation (features at 1/16); without the
-# dilation they stay at 1/32, where the 960-channel 1x1 convolutions cost a quarter as much. The
-# weights have the same names and shapes, so either backbone loads the other's checkpoint.
-UNDILATED_SUFFIX = '_undilated'
 
 
 def split_architecture(name: str) -> Tuple[str, Optional[str]]:
@@ -114,7 +114,7 @@ def check_input_size(arch: str, backbone: Optional[str], height: int, width: int
 
 def _torchvision_builder(arch: str, backbone: str) -> Callable:
     from torchvision.models import segmentation as tvs
-    if backbone.endswith(UNDILATED_SUFFIX):
+    if backbone == UNDILATED_MOBILENET:
         return _lraspp_undilated_mobilenet_v3
     name = {'deeplabv3': f'deeplabv3_{backbone}', 'fcn': f'fcn_{backbone}',
             'lraspp': f'lraspp_{backbone}'}[arch]

@@ -9,6 +9,9 @@
 # host of docs/models.md), so only INT8 fits the 30 frames/s target. 71-88 s an epoch here (2
 # threads), 6-7.3 h for 300 epochs. Train on 0001TP + 0016E5, validate on 0006R0.
 # Resumable: rerun this script and it continues from resume.pt exactly where it stopped.
+# resume.pt (53 MB, over the project's 25 MB limit for tracked files) is not tracked; the state
+# of epoch 92 is in commit c286245. On a fresh clone, before the first rerun:
+#   git show c286245:training/deeplabv3plus_seqsplit/resume.pt > training/deeplabv3plus_seqsplit/resume.pt
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=training/deeplabv3plus_seqsplit

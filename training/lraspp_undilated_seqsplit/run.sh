@@ -5,7 +5,7 @@
 # Its weights alone, undilated, score 41.1 on 0006R0 before any step. Same split, crop, scale
 # and class weights as the run it starts from; a fresh optimizer at a fifth of its learning rate,
 # 24 epochs. Resumable: rerun this script and it continues from resume.pt.
-# Finished 2026-12-07 (55-64 s an epoch, 2 threads, AVX2 host) and REJECTED: 0006R0 mIoU 39.7-41.1
+# Finished 2026-12-07 (54-72 s an epoch, 2 threads, AVX2 host) and REJECTED: 0006R0 mIoU 39.7-41.1
 # over the run (40.7 at epoch 24, raw argmax) against 42.6 for the dilated weights it started
 # from; scored like the bundle (score.sh, eval_0006R0/): 41.6 mIoU, road 92.2, drivable precision
 # 95.6 % / recall 96.6 % (the dilated recipe: 43.5, 94.2, 98.4 % / 96.1 %): the road and
