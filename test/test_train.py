@@ -350,3 +350,101 @@ def test_bad_init(tmp_path):
         assert result.returncode == code, (extra, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert not (tmp_path / 'run' / 'history.json').exists()
+
+
+def test_distillation_loss_is_zero_only_where_the_student_agrees_with_the_teachers():
+    """T^2 * KL(teacher || student) over labelled pixels: 0 when equal, larger when apart."""
+    import torch
+
+    from seg_perception.models.train import distillation_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 4, 6)
+    target = torch.randint(0, 5, (2, 4, 6))
+    for temperature in (1.0, 2.0):
+        agreeing = torch.softmax(logits / temperature, 1)
+        assert abs(float(distillation_loss(logits, agreeing, target, temperature))) < 1e-6
+    apart = torch.softmax(torch.randn(2, 5, 4, 6), 1)
+    loss = float(distillation_loss(logits, apart, target, 1.0))
+    kl = (apart * (apart.log() - torch.log_softmax(logits, 1))).sum(1).mean()
+    assert loss > 0.05 and abs(loss - float(kl)) < 1e-5
+    # pixels labelled ignore (crop padding) do not count: disagree only there, loss stays 0
+    padded = target.clone()
+    padded[:, :, :3] = 255
+    mixed = torch.softmax(logits, 1).clone()
+    mixed[:, :, :, :3] = apart[:, :, :, :3]
+    assert abs(float(distillation_loss(logits, mixed, padded, 1.0))) < 1e-6
+    assert float(distillation_loss(logits, mixed, target, 1.0)) > 0.01
+    assert float(distillation_loss(logits, apart, torch.full_like(target, 255), 1.0)) == 0
+
+
+def test_a_run_distils_from_teachers_of_another_architecture(tmp_path):
+    """--teacher (twice, a PSPNet) changes the loss, is recorded, and resumes identically."""
+    import torch
+
+    make_dataset(tmp_path / 'data', count=2)
+    common = tiny_run(tmp_path / 'data', 1)
+    teacher = train(common + ['--out', tmp_path / 'teacher', '--arch', 'pspnet'])
+    assert teacher.returncode == 0, teacher.stderr[-2000:]
+    saved = torch.load(tmp_path / 'teacher' / 'best.pt', weights_only=True)
+    sequence = sorted(os.listdir(tmp_path / 'data' / 'train'))[0].split('_')[0]
+    assert saved['trained_sequences'] == [sequence]
+    plain = train(common + ['--out', tmp_path / 'plain'])
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    teachers = ['--teacher', tmp_path / 'teacher' / 'best.pt',
+                '--teacher', tmp_path / 'teacher' / 'resume.pt']
+    distilled = train(common + ['--out', tmp_path / 'distilled', '--distill-weight', 0.8]
+                      + teachers)
+    assert distilled.returncode == 0, distilled.stderr[-2000:]
+
+    def losses(run):
+        return [row['loss'] for row in
+                json.loads((tmp_path / run / 'history.json').read_text())['history']]
+
+    assert losses('plain') != losses('distilled')  # same seed: only the teacher term differs
+    state = torch.load(tmp_path / 'distilled' / 'resume.pt', weights_only=True)
+    assert [os.path.basename(p) for p in state['config']['teachers']] == ['best.pt', 'resume.pt']
+    assert state['config']['distill_weight'] == 0.8
+    resumed = train(common[:-1] + [2, '--out', tmp_path / 'distilled', '--distill-weight', 0.8,
+                                   '--resume', tmp_path / 'distilled' / 'resume.pt'] + teachers)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    changed = train(common[:-1] + [3, '--out', tmp_path / 'distilled', '--resume',
+                                   tmp_path / 'distilled' / 'resume.pt'] + teachers)
+    assert changed.returncode == 1 and '--distill-weight 0.8' in changed.stderr, changed.stderr
+
+
+def test_bad_teacher(tmp_path):
+    """A missing, mismatched or leaking teacher and stray --distill-* options: one line."""
+    import torch
+
+    make_dataset(tmp_path / 'data', count=2)
+    common = tiny_run(tmp_path / 'data', 1)
+    first = train(common + ['--out', tmp_path / 'a'])
+    assert first.returncode == 0, first.stderr[-2000:]
+    best = tmp_path / 'a' / 'best.pt'
+    state = torch.load(best, weights_only=True)
+    state['classes'] = 'cityscapes'
+    torch.save(state, tmp_path / 'other_classes.pt')
+    # a teacher that trained on the sequence this run validates on but does not train on
+    sequence = state['trained_sequences'][0]
+    for name in sorted(os.listdir(tmp_path / 'data' / 'train')):
+        for folder in ('train', 'trainannot'):
+            os.rename(tmp_path / 'data' / folder / name,
+                      tmp_path / 'data' / folder / name.replace(sequence, 'SeqB'))
+    split = ['--train-sequences', 'SeqB', '--val-sequences', sequence]
+    missing = tmp_path / 'none.pt'
+    cases = [(['--teacher', missing], 1, f'{missing}: checkpoint not found'),
+             (['--teacher', tmp_path / 'other_classes.pt'], 1,
+              "trained with classes 'cityscapes', this run uses 'camvid'"),
+             (split + ['--teacher', best], 1,
+              f'--teacher trained on sequence {sequence}, which this run validates on'),
+             (['--distill-weight', 0.5], 2, 'need --teacher'),
+             (['--teacher', best, '--distill-weight', 1.5], 2, 'must be a number in [0, 1]')]
+    for extra, code, message in cases:
+        result = train(common + ['--out', tmp_path / 'run'] + extra)
+        assert result.returncode == code, (extra, result.stderr)
+        assert message in result.stderr, (extra, result.stderr)
+        assert not (tmp_path / 'run' / 'history.json').exists()
+    # the same teacher is fine for a run that trains on that sequence too (all frames)
+    seen = train(common + ['--out', tmp_path / 'seen', '--all-frames', '--teacher', best])
+    assert seen.returncode == 0, seen.stderr[-2000:]

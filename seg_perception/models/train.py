@@ -22,7 +22,9 @@ dict of the best validation mIoU, small enough to commit); a run on all frames
 format) after every epoch instead. With ``ema_decay`` the run keeps an exponential moving average
 of the weights (and batch-norm statistics) beside the trained ones: the average is what is
 validated, picked and deployed, and the trained weights' score is logged as ``raw_val_miou``
-(what the same run would deploy without EMA, so the two compare epoch for epoch). Logs:
+(what the same run would deploy without EMA, so the two compare epoch for epoch). With
+``teachers`` the loss adds knowledge distillation: the mean softmax of frozen teacher networks
+(other runs' checkpoints, any zoo architecture) as a soft target beside the labels. Logs:
 ``history.csv``,
 ``history.json`` and ``curves.png``. Validation runs the deployed geometry: the
 full image resized to the model input, prediction resized back (NEAREST) and scored against the
@@ -35,7 +37,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -48,9 +50,9 @@ from seg_perception.core.errors import DataError, ModelLoadError, one_line
 from seg_perception.core.metrics import ConfusionMatrix
 from seg_perception.core.spec import ClassTable, IMAGENET_MEAN, IMAGENET_STD, load_class_table
 from seg_perception.models.data import (augment, AugmentConfig, class_weights, list_pairs,
-                                        load_pairs, Sample, sequence_split)
+                                        load_pairs, Sample, sequence_of, sequence_split)
 from seg_perception.models.zoo import (check_input_size, create_model, load_checkpoint,
-                                       resolve_backbone)
+                                       resolve_backbone, ZooError)
 
 
 @dataclass
@@ -92,6 +94,12 @@ class TrainConfig:
     # checkpoint whose weights the run starts from, with a fresh optimizer and schedule
     # (fine-tuning, e.g. a dilated run onto the undilated backbone); '' = random initialization
     init: str = ''
+    # knowledge distillation: checkpoints of frozen teachers (any zoo architecture, same class
+    # table) whose mean softmax at ``distill_temperature`` is a soft target; the loss is
+    # (1 - distill_weight) * cross-entropy + distill_weight * T^2 * KL(teachers || student)
+    teachers: Tuple[str, ...] = ()
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -145,6 +153,73 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.
         return losses.sum() * 0
     keep = max(1, int(valid.numel() * ohem_fraction))
     return torch.topk(valid, keep).values.mean()
+
+
+def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, target: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """
+    Return T^2 * KL(teacher || student) per labelled pixel (Hinton et al. 2015, pixel-wise).
+
+    Pixels labelled ignore (255: crop padding, void) carry no image the teachers saw, so they
+    are left out as in the cross-entropy; the T^2 keeps the gradient scale independent of T.
+    """
+    log_student = F.log_softmax(logits / temperature, dim=1)
+    kl = (teacher_probs * (teacher_probs.clamp_min(1e-8).log() - log_student)).sum(1)
+    valid = target != 255
+    if not bool(valid.any()):
+        return kl.sum() * 0
+    return kl[valid].mean() * temperature ** 2
+
+
+def load_teacher(path: str, classes: str, own_sequences: Set[str], val_sequences: Set[str],
+                 device: torch.device) -> torch.nn.Module:
+    """
+    Build a frozen teacher from a run's checkpoint (best.pt, final.pt, last.pt or resume.pt).
+
+    The checkpoint names its own architecture; its class table must be ours. A teacher that
+    trained on sequences this run validates on but does not train on would carry those frames
+    into the student and flatter its validation score, so it is refused; a checkpoint that does
+    not record its training sequences cannot be checked and is taken as the user's word.
+    """
+    state = read_checkpoint(path, device)
+    saved = state.get('config', state)
+    arch, backbone = saved.get('arch'), saved.get('backbone')
+    if not isinstance(arch, str):
+        raise DataError(f"{path}: --teacher checkpoint records no architecture (give a run's "
+                        'best.pt, final.pt, last.pt or resume.pt)')
+    if saved.get('classes', classes) != classes:
+        raise DataError(f'{path}: --teacher was trained with classes {saved["classes"]!r}, '
+                        f'this run uses {classes!r}')
+    leaked = sorted((set(state.get('trained_sequences') or ()) & val_sequences)
+                    - own_sequences)
+    if leaked:
+        raise DataError(f'{path}: --teacher trained on sequence {", ".join(leaked)}, which this '
+                        'run validates on and does not train on; it would flatter the '
+                        'validation score')
+    try:
+        teacher = create_model(arch, backbone, load_class_table(classes).num_classes,
+                               weights=path)
+    except (ModelLoadError, ZooError) as error:
+        raise DataError(str(error)) from None
+    teacher = teacher.float().to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def teacher_probabilities(teachers: List[torch.nn.Module], images: torch.Tensor,
+                          temperature: float) -> torch.Tensor:
+    """Return the teachers' mean softmax at ``temperature``, at the size of ``images``."""
+    total = None
+    for teacher in teachers:
+        logits = teacher(images).float()
+        if logits.shape[-2:] != images.shape[-2:]:
+            logits = F.interpolate(logits, size=images.shape[-2:], mode='bilinear',
+                                   align_corners=False)
+        probs = torch.softmax(logits / temperature, dim=1)
+        total = probs if total is None else total + probs
+    return total / len(teachers)
 
 
 @torch.no_grad()
@@ -205,6 +280,8 @@ class Trainer:
         if len(self.train_set) < config.batch_size:  # an epoch would make no optimizer step
             raise DataError(f'{config.data}: {len(self.train_set)} training images, fewer than '
                             f'the batch size {config.batch_size}; lower --batch-size')
+        # recorded in every checkpoint, so a run distilled from this one can check for leaks
+        self.trained_sequences = sorted({sequence_of(sample.name) for sample in self.train_set})
         weights = class_weights(self.train_set, self.num_classes,
                                 power=config.class_weight_power)
         self.class_weight = torch.tensor(weights, device=self.device)
@@ -221,6 +298,9 @@ class Trainer:
         if config.ema_decay > 0:
             self.ema = AveragedModel(self.model, multi_avg_fn=warmed_up_ema(config.ema_decay),
                                      use_buffers=True)
+        validated = {sequence_of(sample.name) for sample in self.val_set}
+        self.teachers = [load_teacher(path, config.classes, set(self.trained_sequences),
+                                      validated, self.device) for path in config.teachers]
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.best_miou = -1.0
@@ -293,6 +373,15 @@ class Trainer:
         if saved_decay != self.config.ema_decay:
             raise DataError(f'{path}: checkpoint was trained with --ema {saved_decay:g}, this '
                             f'run uses --ema {self.config.ema_decay:g}; resume with the same')
+        saved_distill = (tuple(saved.get('teachers', ())), saved.get('distill_weight', 0.5),
+                         saved.get('distill_temperature', 1.0))
+        ours = (tuple(self.config.teachers), self.config.distill_weight,
+                self.config.distill_temperature)
+        if saved_distill != ours:
+            raise DataError(f'{path}: checkpoint was trained with teachers {saved_distill[0]}, '
+                            f'--distill-weight {saved_distill[1]:g}, --distill-temperature '
+                            f'{saved_distill[2]:g}; this run uses {ours[0]}, {ours[1]:g}, '
+                            f'{ours[2]:g}; resume with the same')
 
     def save(self, best: bool) -> None:
         """
@@ -307,14 +396,14 @@ class Trainer:
         state = {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
                  'epoch': self.epoch, 'best_miou': self.best_miou, 'history': self.history,
                  'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
-                 'config': asdict(self.config)}
+                 'config': asdict(self.config), 'trained_sequences': self.trained_sequences}
         if self.ema is not None:
             state['ema'] = self.ema.state_dict()
         atomic_torch_save(state, os.path.join(self.config.out, 'resume.pt'))
         if best or self.config.all_frames:
             atomic_torch_save(deployable_checkpoint(self.deployed.state_dict(), self.epoch,
                                                     self.best_miou, asdict(self.config),
-                                                    self.num_classes),
+                                                    self.num_classes, self.trained_sequences),
                               os.path.join(self.config.out, self.weights_name))
 
     @property
@@ -369,8 +458,15 @@ class Trainer:
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
                                 enabled=config.amp):
                 logits = self.model(images)
+                soft_target = (teacher_probabilities(self.teachers, images,
+                                                     config.distill_temperature)
+                               if self.teachers else None)
             loss = segmentation_loss(logits.float(), target, self.class_weight,
                                      config.ohem_fraction)
+            if soft_target is not None:
+                loss = ((1 - config.distill_weight) * loss + config.distill_weight
+                        * distillation_loss(logits.float(), soft_target, target,
+                                            config.distill_temperature))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -445,12 +541,22 @@ def read_checkpoint(path: str, device: torch.device) -> Dict[str, object]:
 
 
 def deployable_checkpoint(weights: Dict[str, torch.Tensor], epoch: int, miou: float,
-                          config: Dict[str, object], num_classes: int) -> Dict[str, object]:
-    """Return the small fp16 file (best.pt, final.pt) that the zoo, export and evaluate load."""
+                          config: Dict[str, object], num_classes: int,
+                          trained_sequences: Optional[List[str]]) -> Dict[str, object]:
+    """
+    Return the small fp16 file (best.pt, final.pt) that the zoo, export and evaluate load.
+
+    ``trained_sequences`` (None where a run did not record them) lets a run distilled from this
+    one refuse it as a teacher that saw its validation frames.
+    """
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
-    return {'model': half, 'epoch': epoch, 'miou': miou, 'arch': config['arch'],
-            'backbone': config['backbone'], 'num_classes': num_classes,
-            'classes': config['classes'], 'height': config['height'], 'width': config['width']}
+    checkpoint = {'model': half, 'epoch': epoch, 'miou': miou, 'arch': config['arch'],
+                  'backbone': config['backbone'], 'num_classes': num_classes,
+                  'classes': config['classes'], 'height': config['height'],
+                  'width': config['width']}
+    if trained_sequences is not None:
+        checkpoint['trained_sequences'] = list(trained_sequences)
+    return checkpoint
 
 
 def last_epoch_checkpoint(resume_path: str, trained: bool = False) -> Dict[str, object]:
@@ -478,7 +584,7 @@ def last_epoch_checkpoint(resume_path: str, trained: bool = False) -> Dict[str, 
     config = state['config']
     num_classes = load_class_table(config['classes']).num_classes
     return deployable_checkpoint(weights, state['epoch'], scores[0] if scores else math.nan,
-                                 config, num_classes)
+                                 config, num_classes, state.get('trained_sequences'))
 
 
 def warmed_up_ema(decay: float) -> Callable[[list, list, torch.Tensor], None]:

@@ -67,6 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='validate and deploy an exponential moving average of the weights '
                              'with this decay per optimizer step, e.g. 0.999, warmed up as '
                              'min(DECAY, (1 + n) / (10 + n)) (0 = off)')
+    parser.add_argument('--teacher', action='append', default=[], metavar='CKPT',
+                        help="distill from this frozen network (a run's best.pt, final.pt, "
+                             'last.pt or resume.pt; any zoo architecture, same class table); '
+                             'repeat for an ensemble, whose mean softmax is the soft target')
+    parser.add_argument('--distill-weight', type=within(0.0, 1.0), default=None,
+                        help='share of the distillation term in the loss, the rest being the '
+                             "labels' cross-entropy (default an even share; with --teacher)")
+    parser.add_argument('--distill-temperature', type=positive_float, default=None,
+                        help='softmax temperature of teachers and student in the distillation '
+                             'term (default 1, the plain softmax; with --teacher)')
     parser.add_argument('--threads', type=non_negative_int, default=0,
                         help='torch CPU threads (0 = all)')
     parser.add_argument('--workers', type=non_negative_int, default=0,
@@ -88,6 +98,11 @@ def sequence_list(text: str) -> Tuple[str, ...]:
         raise argparse.ArgumentTypeError(f'expected sequence names like 0001TP,0016E5, got '
                                          f'{text!r}')
     return names
+
+
+def given(**options: object) -> dict:
+    """Return the options the user gave (not None), so TrainConfig keeps the defaults."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     if args.init and args.resume:
         raise UsageError('--init starts a new run from weights, --resume continues one; give '
                          'one of them')
+    if not args.teacher and (args.distill_weight is not None
+                             or args.distill_temperature is not None):
+        raise UsageError('--distill-weight and --distill-temperature need --teacher')
     if args.resume and not os.path.exists(args.resume):
         raise DataError(f'{args.resume}: checkpoint to resume not found')
     config = TrainConfig(
@@ -124,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         max_train_items=args.max_items, max_val_items=args.max_items,
         train_sequences=args.train_sequences, val_sequences=args.val_sequences,
         all_frames=args.all_frames, ema_decay=args.ema, init=args.init,
+        teachers=tuple(args.teacher), **given(distill_weight=args.distill_weight,
+                                              distill_temperature=args.distill_temperature),
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
                               scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
