@@ -1,30 +1,5 @@
 #!/usr/bin/env bash
 # Score the finished fine-tune on the unseen 0006R0 exactly as the bundle's recipe was scored
-# (training/lraspp_seqsplit/eval_0006R0/README.md): last.pt of epoch EPOCH exported with the
-# disjoint run's class bias (alpha 0.75) and labels at half size, fp32 and static INT8, then
-# `evaluate --drivable-precision 0.97` on the 101 frames of 0006R0. Reports land in eval_0006R0/.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-RUN=training/lraspp_undilated_seqsplit
-DATA=../shared/data/camvid
-SP=.venv/bin/seg-perception
-TMP=$(mktemp -d)
-mkdir -p "$TMP/images" "$TMP/labels" "$RUN/eval_0006R0"
-for f in "$DATA"/train/0006R0_*.png; do
-    ln -s "$(realpath "$f")" "$TMP/images/"
-    ln -s "$(realpath "$DATA/trainannot/$(basename "$f")")" "$TMP/labels/"
-done
-.venv/bin/python training/last_epoch.py "$RUN/resume.pt" "$RUN/last.pt"
-COMMON=(--arch lraspp --backbone mobilenet_v3_large_undilated --classes camvid
-        --weights "$RUN/last.pt" --height 360 --width 480 --output labels_confidence
-        --dynamic --output-downsample 2 --class-bias training/lraspp_seqsplit/class_bias_0.75.yaml)
-$SP export "${COMMON[@]}" --out "$TMP/undilated.onnx"
-$SP export "${COMMON[@]}" --quantize int8 --calib "$DATA/train" --calib-count 64 \
-    --out "$TMP/undilated_int8.onnx"
-for name in undilated undilated_int8; do
-    $SP evaluate --model "$TMP/$name.onnx" --images "$TMP/images" --labels "$TMP/labels" \
-        --drivable-precision 0.97 --report "$TMP/rep_$name"
-    cp "$TMP/rep_$name/metrics.json" "$RUN/eval_0006R0/${name}_bias075_ds2_metrics.json"
-    cp "$TMP/rep_$name/report.md" "$RUN/eval_0006R0/${name}_bias075_ds2_report.md"
-done
-echo "$TMP"
+# (training/score_0006R0.sh); reports land in eval_0006R0/undilated{,_int8}_bias075_ds2_*.
+exec "$(dirname "$0")/../score_0006R0.sh" training/lraspp_undilated_seqsplit \
+    mobilenet_v3_large_undilated undilated
