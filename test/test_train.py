@@ -333,6 +333,19 @@ def test_init_starts_from_a_checkpoint_on_another_backbone(tmp_path):
     assert state['config']['backbone'] == 'mobilenet_v3_large_undilated'
 
 
+def assert_refused_before_training(command, cases):
+    """Each (extra options, exit code, message) case fails with that message before epoch 1."""
+    out = command[command.index('--out') + 1]
+    for extra, code, message in cases:
+        result = train(command + extra)
+        assert result.returncode == code, (extra, result.stderr)
+        assert message in result.stderr, (extra, result.stderr)
+        lines = result.stderr.strip().splitlines()  # argparse prints its usage first
+        assert len(lines) == 1 or (code == 2 and lines[0].startswith('usage:')
+                                   and message in lines[-1]), result.stderr
+        assert not (out / 'history.json').exists()
+
+
 def test_bad_init(tmp_path):
     """--init with --resume, from another architecture, or from no file: one line, no epoch."""
     make_dataset(tmp_path / 'data', count=2)
@@ -345,11 +358,7 @@ def test_bad_init(tmp_path):
              (['--init', tmp_path / 'psp' / 'best.pt'], 1,
               "trained with arch 'pspnet', this run uses 'lraspp'"),
              (['--init', missing], 1, f'{missing}: checkpoint not found')]
-    for extra, code, message in cases:
-        result = train(common + ['--out', tmp_path / 'run'] + extra)
-        assert result.returncode == code, (extra, result.stderr)
-        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / 'run' / 'history.json').exists()
+    assert_refused_before_training(common + ['--out', tmp_path / 'run'], cases)
 
 
 def test_distillation_loss_is_zero_only_where_the_student_agrees_with_the_teachers():
@@ -440,11 +449,7 @@ def test_bad_teacher(tmp_path):
               f'--teacher trained on sequence {sequence}, which this run validates on'),
              (['--distill-weight', 0.5], 2, 'need --teacher'),
              (['--teacher', best, '--distill-weight', 1.5], 2, 'must be a number in [0, 1]')]
-    for extra, code, message in cases:
-        result = train(common + ['--out', tmp_path / 'run'] + extra)
-        assert result.returncode == code, (extra, result.stderr)
-        assert message in result.stderr, (extra, result.stderr)
-        assert not (tmp_path / 'run' / 'history.json').exists()
+    assert_refused_before_training(common + ['--out', tmp_path / 'run'], cases)
     # the same teacher is fine for a run that trains on that sequence too (all frames)
     seen = train(common + ['--out', tmp_path / 'seen', '--all-frames', '--teacher', best])
     assert seen.returncode == 0, seen.stderr[-2000:]
