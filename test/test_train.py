@@ -152,6 +152,15 @@ def tiny_run(data, epochs):
             2, '--no-progress', '--threads', 1, '--epochs', epochs]
 
 
+def one_epoch_run(tmp_path, out, *extra):
+    """Train one tiny epoch on 2 sample frames into tmp_path/out; return the common options."""
+    make_dataset(tmp_path / 'data', count=2)
+    common = tiny_run(tmp_path / 'data', 1)
+    result = train(common + ['--out', tmp_path / out] + list(extra))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return common
+
+
 @pytest.mark.parametrize('ema', [[], ['--ema', 0.9]], ids=['plain', 'ema'])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
     """Stopping after epoch 1 and resuming from resume.pt gives the same run, bit for bit."""
@@ -292,10 +301,7 @@ def test_all_frames_trains_on_train_and_val_and_writes_the_last_epoch(tmp_path):
 
 
 def test_resume_from_another_architecture_is_refused(tmp_path):
-    make_dataset(tmp_path / 'data', count=2)
-    common = tiny_run(tmp_path / 'data', 1)
-    first = train(common + ['--out', tmp_path / 'a'])
-    assert first.returncode == 0, first.stderr[-2000:]
+    common = one_epoch_run(tmp_path, 'a')
     other = train(common + ['--out', tmp_path / 'b', '--arch', 'pspnet', '--resume',
                             tmp_path / 'a' / 'resume.pt'])
     assert other.returncode == 1 and 'Traceback' not in other.stderr
@@ -310,10 +316,7 @@ def test_init_starts_from_a_checkpoint_on_another_backbone(tmp_path):
     from seg_perception.models.data import AugmentConfig
     from seg_perception.models.train import TrainConfig, Trainer
 
-    make_dataset(tmp_path / 'data', count=2)
-    common = tiny_run(tmp_path / 'data', 1)
-    first = train(common + ['--out', tmp_path / 'a'])
-    assert first.returncode == 0, first.stderr[-2000:]
+    common = one_epoch_run(tmp_path, 'a')
     start = tmp_path / 'a' / 'best.pt'
     config = TrainConfig(data=str(tmp_path / 'data'), out=str(tmp_path / 'direct'),
                          backbone='mobilenet_v3_large_undilated', height=96, width=128,
@@ -348,10 +351,7 @@ def assert_refused_before_training(command, cases):
 
 def test_bad_init(tmp_path):
     """--init with --resume, from another architecture, or from no file: one line, no epoch."""
-    make_dataset(tmp_path / 'data', count=2)
-    common = tiny_run(tmp_path / 'data', 1)
-    other = train(common + ['--out', tmp_path / 'psp', '--arch', 'pspnet'])
-    assert other.returncode == 0, other.stderr[-2000:]
+    common = one_epoch_run(tmp_path, 'psp', '--arch', 'pspnet')
     missing = tmp_path / 'none.pt'
     cases = [(['--init', tmp_path / 'psp' / 'best.pt', '--resume',
                tmp_path / 'psp' / 'resume.pt'], 2, '--init starts a new run'),
@@ -391,10 +391,7 @@ def test_a_run_distils_from_teachers_of_another_architecture(tmp_path):
     """--teacher (twice, a PSPNet) changes the loss, is recorded, and resumes identically."""
     import torch
 
-    make_dataset(tmp_path / 'data', count=2)
-    common = tiny_run(tmp_path / 'data', 1)
-    teacher = train(common + ['--out', tmp_path / 'teacher', '--arch', 'pspnet'])
-    assert teacher.returncode == 0, teacher.stderr[-2000:]
+    common = one_epoch_run(tmp_path, 'teacher', '--arch', 'pspnet')
     saved = torch.load(tmp_path / 'teacher' / 'best.pt', weights_only=True)
     sequence = sorted(os.listdir(tmp_path / 'data' / 'train'))[0].split('_')[0]
     assert saved['trained_sequences'] == [sequence]
@@ -426,10 +423,7 @@ def test_bad_teacher(tmp_path):
     """A missing, mismatched or leaking teacher and stray --distill-* options: one line."""
     import torch
 
-    make_dataset(tmp_path / 'data', count=2)
-    common = tiny_run(tmp_path / 'data', 1)
-    first = train(common + ['--out', tmp_path / 'a'])
-    assert first.returncode == 0, first.stderr[-2000:]
+    common = one_epoch_run(tmp_path, 'a')
     best = tmp_path / 'a' / 'best.pt'
     state = torch.load(best, weights_only=True)
     state['classes'] = 'cityscapes'
