@@ -373,8 +373,10 @@ class Trainer:
         if saved_decay != self.config.ema_decay:
             raise DataError(f'{path}: checkpoint was trained with --ema {saved_decay:g}, this '
                             f'run uses --ema {self.config.ema_decay:g}; resume with the same')
-        saved_distill = (tuple(saved.get('teachers', ())), saved.get('distill_weight', 0.5),
-                         saved.get('distill_temperature', 1.0))
+        # checkpoints from before --teacher have none of these: they ran with the defaults
+        saved_distill = (tuple(saved.get('teachers', ())),
+                         saved.get('distill_weight', TrainConfig.distill_weight),
+                         saved.get('distill_temperature', TrainConfig.distill_temperature))
         ours = (tuple(self.config.teachers), self.config.distill_weight,
                 self.config.distill_temperature)
         if saved_distill != ours:
