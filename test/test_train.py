@@ -428,6 +428,8 @@ def test_bad_teacher(tmp_path):
     state = torch.load(best, weights_only=True)
     state['classes'] = 'cityscapes'
     torch.save(state, tmp_path / 'other_classes.pt')
+    # bare weights (a model state dict saved by hand) cannot say which network to build
+    torch.save({'model': state['model']}, tmp_path / 'weights_only.pt')
     # a teacher that trained on the sequence this run validates on but does not train on
     sequence = state['trained_sequences'][0]
     for name in sorted(os.listdir(tmp_path / 'data' / 'train')):
@@ -439,6 +441,8 @@ def test_bad_teacher(tmp_path):
     cases = [(['--teacher', missing], 1, f'{missing}: checkpoint not found'),
              (['--teacher', tmp_path / 'other_classes.pt'], 1,
               "trained with classes 'cityscapes', this run uses 'camvid'"),
+             (['--teacher', tmp_path / 'weights_only.pt'], 1,
+              'weights_only.pt: --teacher checkpoint records no architecture'),
              (split + ['--teacher', best], 1,
               f'--teacher trained on sequence {sequence}, which this run validates on'),
              (['--distill-weight', 0.5], 2, 'need --teacher'),
