@@ -161,13 +161,14 @@ def one_epoch_run(tmp_path, out, *extra):
     return common
 
 
-@pytest.mark.parametrize('ema', [[], ['--ema', 0.9]], ids=['plain', 'ema'])
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
+@pytest.mark.parametrize('options', [[], ['--ema', 0.9], ['--lovasz-weight', 0.5]],
+                         ids=['plain', 'ema', 'lovasz'])
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, options):
     """Stopping after epoch 1 and resuming from resume.pt gives the same run, bit for bit."""
     import torch
 
     make_dataset(tmp_path / 'data', count=3)
-    common = ema + tiny_run(tmp_path / 'data', 2)
+    common = options + tiny_run(tmp_path / 'data', 2)
     straight = train(common + ['--out', tmp_path / 'straight'])
     assert straight.returncode == 0, straight.stderr[-2000:]
     first = train(common[:-1] + [1, '--out', tmp_path / 'split'])
@@ -188,7 +189,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
     for key, value in a['model'].items():
         assert torch.equal(value, b['model'][key]), key
     assert a['rng'] == b['rng'] and torch.equal(a['torch_rng'], b['torch_rng'])
-    assert ('ema' in a) == bool(ema)
+    assert ('ema' in a) == ('--ema' in options)
     for key, value in a.get('ema', {}).items():
         assert torch.equal(value, b['ema'][key]), key
 
@@ -385,6 +386,59 @@ def test_distillation_loss_is_zero_only_where_the_student_agrees_with_the_teache
     assert abs(float(distillation_loss(logits, mixed, padded, 1.0))) < 1e-6
     assert float(distillation_loss(logits, mixed, target, 1.0)) > 0.01
     assert float(distillation_loss(logits, apart, torch.full_like(target, 255), 1.0)) == 0
+
+
+def test_lovasz_term_is_one_minus_the_mean_iou_of_confident_predictions():
+    """
+    For one-hot predictions Lovasz-softmax is exactly 1 - the mean IoU of the labelled classes.
+
+    That is what makes it worth mixing into the loss: each class counts once, however few its
+    pixels. The mix is (1 - w) * cross-entropy + w * Lovasz; ignored pixels do not count.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from seg_perception.models.train import segmentation_loss
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, (2, 8, 10))
+    predicted = np.where(rng.random(target.shape) < 0.7, target, rng.integers(0, 5, target.shape))
+    target[:, :2] = 255  # crop padding: whatever is predicted there does not count
+    logits = torch.from_numpy(np.eye(5)[predicted].transpose(0, 3, 1, 2) * 40.0).float()
+    labelled = target != 255
+    ious = [((predicted == c) & (target == c)).sum()
+            / (((predicted == c) & labelled) | (target == c)).sum()
+            for c in np.unique(target[labelled])]
+    target = torch.from_numpy(target)
+    weight = torch.ones(5)
+    cross_entropy = float(F.cross_entropy(logits, target, weight=weight, ignore_index=255))
+    assert float(segmentation_loss(logits, target, weight, 0.0)) == cross_entropy
+    assert abs(float(segmentation_loss(logits, target, weight, 0.0, 1.0))
+               - (1 - np.mean(ious))) < 1e-5
+    assert abs(float(segmentation_loss(logits, target, weight, 0.0, 0.25))
+               - (0.75 * cross_entropy + 0.25 * (1 - np.mean(ious)))) < 1e-4
+    assert 0.2 < 1 - np.mean(ious) < 0.8  # the case is neither all right nor all wrong
+
+
+def test_a_lovasz_run_records_its_weight_and_resumes_only_with_it(tmp_path):
+    """--lovasz-weight changes the loss, is stored, and a resume with another weight is refused."""
+    common = one_epoch_run(tmp_path, 'lovasz', '--lovasz-weight', 0.5)
+    plain = train(common + ['--out', tmp_path / 'plain'])
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    runs = {run: json.loads((tmp_path / run / 'history.json').read_text())
+            for run in ('lovasz', 'plain')}
+    assert runs['lovasz']['config']['lovasz_weight'] == 0.5
+    assert runs['lovasz']['history'][0]['loss'] != runs['plain']['history'][0]['loss']
+    resume = common[:-1] + [2, '--out', tmp_path / 'lovasz', '--resume',
+                            tmp_path / 'lovasz' / 'resume.pt']
+    changed = train(resume)
+    assert changed.returncode == 1, changed.stderr
+    assert ('checkpoint was trained with --lovasz-weight 0.5, this run uses --lovasz-weight 0'
+            in changed.stderr), changed.stderr
+    assert len(json.loads((tmp_path / 'lovasz' / 'history.json').read_text())['history']) == 1
+    bad = train(common + ['--out', tmp_path / 'bad', '--lovasz-weight', 1.5])
+    assert bad.returncode == 2 and "'1.5' must be a number in [0, 1]" in bad.stderr, bad.stderr
 
 
 def test_a_run_distils_from_teachers_of_another_architecture(tmp_path):

@@ -72,6 +72,9 @@ class TrainConfig:
     poly_power: float = 0.9
     class_weight_power: float = 0.5
     ohem_fraction: float = 0.0
+    # share of the Lovasz-softmax loss (a convex surrogate of each class's IoU) in the labels'
+    # loss, the rest being the class-weighted cross-entropy (0 = cross-entropy alone)
+    lovasz_weight: float = 0.0
     bn_momentum: float = 0.1
     height: int = 360
     width: int = 480
@@ -142,7 +145,26 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                      ohem_fraction: float) -> torch.Tensor:
+                      ohem_fraction: float, lovasz_weight: float = 0.0) -> torch.Tensor:
+    """
+    Return the labels' loss: class-weighted cross-entropy, optionally mixed with Lovasz-softmax.
+
+    With ``ohem_fraction`` > 0 only the hardest pixels count in the cross-entropy. With
+    ``lovasz_weight`` w > 0 the loss is (1 - w) * cross-entropy + w * Lovasz-softmax (Berman et
+    al., CVPR 2018, as segmentation-models-pytorch has it): it optimizes each class's IoU
+    directly, so a thin class's few pixels weigh as much as the road's many.
+    """
+    cross_entropy = hard_pixel_cross_entropy(logits, target, weight, ohem_fraction)
+    if lovasz_weight <= 0:
+        return cross_entropy
+    from segmentation_models_pytorch.losses import LovaszLoss
+
+    lovasz = LovaszLoss('multiclass', ignore_index=255)(logits, target)
+    return (1 - lovasz_weight) * cross_entropy + lovasz_weight * lovasz
+
+
+def hard_pixel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                             ohem_fraction: float) -> torch.Tensor:
     """Class-weighted cross-entropy; with ``ohem_fraction`` > 0 only the hardest pixels count."""
     if ohem_fraction <= 0:
         return F.cross_entropy(logits, target, weight=weight, ignore_index=255)
@@ -369,10 +391,12 @@ class Trainer:
             if key in saved and saved[key] != ours:
                 raise DataError(f'{path}: checkpoint was trained with {key} {saved[key]!r}, '
                                 f'this run uses {ours!r}')
-        saved_decay = saved.get('ema_decay', 0.0)  # checkpoints from before --ema had none
-        if saved_decay != self.config.ema_decay:
-            raise DataError(f'{path}: checkpoint was trained with --ema {saved_decay:g}, this '
-                            f'run uses --ema {self.config.ema_decay:g}; resume with the same')
+        # checkpoints from before --ema and --lovasz-weight have no such entry: they ran with 0
+        for key, option in (('ema_decay', '--ema'), ('lovasz_weight', '--lovasz-weight')):
+            saved_value, ours = saved.get(key, 0.0), getattr(self.config, key)
+            if saved_value != ours:
+                raise DataError(f'{path}: checkpoint was trained with {option} {saved_value:g}, '
+                                f'this run uses {option} {ours:g}; resume with the same')
         # checkpoints from before --teacher have none of these: they ran with the defaults
         saved_distill = (tuple(saved.get('teachers', ())),
                          saved.get('distill_weight', TrainConfig.distill_weight),
@@ -464,7 +488,7 @@ class Trainer:
                                                      config.distill_temperature)
                                if self.teachers else None)
             loss = segmentation_loss(logits.float(), target, self.class_weight,
-                                     config.ohem_fraction)
+                                     config.ohem_fraction, config.lovasz_weight)
             if soft_target is not None:
                 loss = ((1 - config.distill_weight) * loss + config.distill_weight
                         * distillation_loss(logits.float(), soft_target, target,
