@@ -9,7 +9,7 @@
 # No weights kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUN=training/lraspp_finetune_seqsplit
+RUN=${RUN:-training/lraspp_finetune_seqsplit}  # the trials built on this control set their own
 START=(--init training/lraspp_seqsplit/last.pt)
 if [ -f "$RUN/resume.pt" ]; then START=(--resume "$RUN/resume.pt"); fi
 exec .venv/bin/seg-perception train --arch lraspp --data ../shared/data/camvid --out "$RUN" \
