@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='median-frequency class weights ** power (0 = unweighted)')
     parser.add_argument('--ohem', type=within(0.0, 0.99), default=0.0,
                         help='keep only this fraction of hardest pixels in the loss (0 = off)')
-    parser.add_argument('--lovasz-weight', type=within(0.0, 1.0), default=0.0, metavar='W',
+    parser.add_argument('--lovasz-weight', type=within(0.0, 1.0), default=None, metavar='W',
                         help="share of the Lovasz-softmax loss, a surrogate of each class's IoU, "
                              'in the loss; the rest is the class-weighted cross-entropy '
                              '(0 = cross-entropy alone)')
@@ -140,15 +140,15 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, backbone=args.backbone, data=args.data, out=args.out,
         classes=args.classes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, class_weight_power=args.class_weight_power,
-        ohem_fraction=args.ohem, lovasz_weight=args.lovasz_weight, height=args.height,
-        width=args.width,
+        ohem_fraction=args.ohem, height=args.height, width=args.width,
         val_every=args.val_every, num_threads=args.threads, workers=args.workers,
         amp=args.amp, seed=args.seed,
         max_train_items=args.max_items, max_val_items=args.max_items,
         train_sequences=args.train_sequences, val_sequences=args.val_sequences,
         all_frames=args.all_frames, ema_decay=args.ema, init=args.init,
         teachers=tuple(args.teacher), **given(distill_weight=args.distill_weight,
-                                              distill_temperature=args.distill_temperature),
+                                              distill_temperature=args.distill_temperature,
+                                              lovasz_weight=args.lovasz_weight),
         augment=AugmentConfig(crop_height=crop_h, crop_width=crop_w, scale_min=scale_min,
                               scale_max=scale_max))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
