@@ -10,8 +10,8 @@
 # threads), 6-7.3 h for 300 epochs. Train on 0001TP + 0016E5, validate on 0006R0.
 # Resumable: rerun this script and it continues from resume.pt exactly where it stopped.
 # resume.pt (53 MB, over the project's 25 MB limit for tracked files) is not tracked; the state
-# of epoch 92 is in commit c286245 (the run reached epoch 112 on 2026-12-07 in a working tree;
-# from 92 it repeats epochs 93-112 bit-identically). On a fresh clone, before the first rerun:
+# of epoch 92 is in commit c286245 (the run reached epoch 128 on 2026-12-08 in a working tree;
+# from 92 it repeats epochs 93-128 bit-identically). On a fresh clone, before the first rerun:
 #   git show c286245:training/deeplabv3plus_seqsplit/resume.pt > training/deeplabv3plus_seqsplit/resume.pt
 set -euo pipefail
 cd "$(dirname "$0")/../.."
